@@ -1,0 +1,275 @@
+"""Turn extracted page text into clean paragraphs.
+
+PDF exports of UN reports leave debris that hurts both retrieval and quoting: running headers
+repeated on every page ("2. Main findings, by thematic areas" occurs 29 times in the GCM report),
+words hyphenated at line ends, paragraphs cut in two by a page break and a footnote, footnote
+markers glued to words ("joint plans⁸."), ligatures (ﬁ), private-use glyphs (flags) and markdown or
+HTML left by the converter. Everything here is pure: lists of strings in, paragraphs out, so each
+rule is tested with hand-made input.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+SUPERSCRIPT_DIGITS = "¹²³⁴⁵⁶⁷⁸⁹⁰"
+_SUPERSCRIPT_TO_ASCII = str.maketrans(SUPERSCRIPT_DIGITS, "1234567890")
+
+_FOOTNOTE_START = re.compile(rf"^\s*([{SUPERSCRIPT_DIGITS}]+)\s*(\S.*)$", re.S)
+_GLUED_MARKER = re.compile(rf"\s?[{SUPERSCRIPT_DIGITS}]+")
+_BULLET = re.compile(r"^\s*(?:[-•●▪◦‣∙·*]|\uf0b7|\uf0a7)\s+")
+_ENUMERATED = re.compile(r"^\s*(?:\(?\d{1,2}[.)]|\(?[a-z][.)])\s+\S")
+_MD_BOLD = re.compile(r"\*\*(.+?)\*\*|__(.+?)__")
+_MD_ITALIC = re.compile(r"(?<![\w*])\*(?!\s)([^*\n]+?)(?<!\s)\*(?![\w*])")
+_MD_LINK = re.compile(r"\[([^\]\n]+)\]\(([^)\s]*)\)")
+_ANGLE_URL = re.compile(r"<(https?://[^>\s]+)>")
+_HTML_CELL = re.compile(r"<p>(.*?)</p>", re.S)
+_HTML_TAG = re.compile(r"</?[a-zA-Z][^>]*>")
+_MD_HEADING = re.compile(r"^\s*#{1,6}\s+")
+_HYPHEN_BREAK = re.compile(r"(\w)-\n(\w)")
+_SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
+_TERMINAL = tuple(".!?:;)\"”’»")
+_TOC_LINE = re.compile(
+    r"(?:\.{3,}|…)\s*(?:\|\s*)?\d+\s*$"
+    r"|^(?:\d+(?:\.\d+)*\.?|Annex(?:es)?|Anexos?|Acronyms|Foreword|Executive Summary|Introduction|Bibliography)"
+    r"\b.*\|\s*\d{1,3}\s*$"
+)
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    """A cleaned paragraph and the page it starts on (None when the source has no pages)."""
+
+    text: str
+    page: int | None
+    kind: str = "text"  # "text", "item" (bullet or enumerated), "table" (row), "footnote"
+
+
+def _is_private_use(ch: str) -> bool:
+    return unicodedata.category(ch) == "Co"
+
+
+def normalize_inline(text: str) -> str:
+    """Inline clean-up shared by the loader and by anything that must match its output (quotes).
+
+    NFKC folds ligatures (ﬁ → fi) and compatibility forms, so a quote typed by a person matches the
+    indexed text. Superscript footnote markers are removed first, since NFKC would turn ⁸ into 8 and
+    glue a bogus digit to the word ("plans8").
+    """
+    text = _GLUED_MARKER.sub("", text)
+    text = html.unescape(text)
+    text = _MD_LINK.sub(lambda m: m.group(1), text)
+    text = _ANGLE_URL.sub(lambda m: m.group(1), text)
+    text = _MD_BOLD.sub(lambda m: m.group(1) or m.group(2), text)
+    text = _MD_ITALIC.sub(lambda m: m.group(1), text)
+    text = _HTML_TAG.sub(" ", text)
+    text = unicodedata.normalize("NFKC", text)
+    text = "".join(ch for ch in text if not _is_private_use(ch) and (ch in "\t\n" or ch.isprintable()))
+    text = _SPACES.sub(" ", text)
+    return text.strip()
+
+
+def _html_row_to_cells(line: str) -> str:
+    """A converter row like '<p>a</p>\t<p>b</p> <p>c</p>' becomes 'a | b; c'."""
+    columns = line.split("\t")
+    out = []
+    for column in columns:
+        cells = [c.strip() for c in _HTML_CELL.findall(column)] or [column.strip()]
+        out.append(" ".join(c for c in cells if c))
+    return " | ".join(c for c in out)
+
+
+def _split_blocks(page_text: str) -> list[list[str]]:
+    blocks: list[list[str]] = [[]]
+    for raw in page_text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        if raw.strip():
+            blocks[-1].append(raw.rstrip())
+        elif blocks[-1]:
+            blocks.append([])
+    return [b for b in blocks if b]
+
+
+def _classify(line: str) -> str:
+    if "\t" in line.rstrip() or "<p>" in line:
+        return "table"
+    if _FOOTNOTE_START.match(line):
+        return "footnote"
+    if _BULLET.match(line) or _ENUMERATED.match(line):
+        return "item"
+    return "text"
+
+
+def _clean_line(line: str, kind: str) -> str:
+    if kind == "table":
+        if "<p>" in line:
+            line = _html_row_to_cells(line)
+        else:
+            line = " | ".join(c.strip() for c in line.rstrip().split("\t"))
+    elif kind == "footnote":
+        m = _FOOTNOTE_START.match(line)
+        assert m is not None
+        line = f"[Note {m.group(1).translate(_SUPERSCRIPT_TO_ASCII)}] {m.group(2)}"
+    elif kind == "item":
+        line = _BULLET.sub("- ", line, count=1)
+    line = _MD_HEADING.sub("", line)
+    return normalize_inline(line)
+
+
+def page_paragraphs(
+    page_text: str, page: int | None, furniture: frozenset[str] = frozenset()
+) -> list[Paragraph]:
+    """Split one page into paragraphs, re-joining lines wrapped inside a paragraph.
+
+    A line that starts a bullet, an enumeration, a footnote or a table row starts a new paragraph;
+    any other line continues the paragraph above it (PDF text wraps at every line), with a
+    line-end hyphen removed when a word continues on the next line. A line whose key is in
+    ``furniture`` (see :func:`find_furniture`) always stands alone, so a running header printed
+    right above a paragraph's continuation is not glued to it.
+    """
+    out: list[Paragraph] = []
+    for block in _split_blocks(page_text):
+        current: list[str] = []
+        current_kind = "text"
+
+        def flush() -> None:
+            if current:
+                joined = _HYPHEN_BREAK.sub(r"\1\2", "\n".join(current)).replace("\n", " ")
+                text = _clean_line(joined, current_kind)
+                if text:
+                    out.append(Paragraph(text, page, current_kind))
+            current.clear()
+
+        for line in block:
+            kind = _classify(line)
+            alone = _header_key(line) in furniture
+            if alone:
+                flush()
+                current_kind = "text"
+                current.append(line)
+                flush()
+                continue
+            if kind in ("table", "item", "footnote") or _MD_HEADING.match(line) or not current:
+                flush()
+                current_kind = kind
+                current.append(line)
+                if kind == "table":
+                    flush()
+                    current_kind = "text"
+            else:
+                current.append(line.strip())
+        flush()
+    return out
+
+
+_PAGE_NUMBER = re.compile(r"^(?:page|página|pagina|p\.)?\s*\d{1,4}(?:\s*(?:of|de|/)\s*\d{1,4})?$", re.I)
+
+
+def _header_key(text: str) -> str:
+    """Exact text, case- and space-folded; page-number lines ("12", "Page 3 of 10") share one key."""
+    text = " ".join(text.lower().split())
+    return "#page" if _PAGE_NUMBER.match(text) else text
+
+
+def find_furniture(lines: Sequence[str], min_repeats: int = 3) -> frozenset[str]:
+    """Keys of short lines repeated across the document: running headers, footers, page numbers.
+
+    Bulleted lines are never furniture: a list may legitimately repeat an item ("- 23. Strengthen
+    international cooperation..." closes the objective list of all five thematic areas).
+    """
+    counts = Counter(
+        _header_key(line)
+        for line in lines
+        if 0 < len(line.strip()) <= 120 and not _BULLET.match(line) and "\t" not in line.strip()
+    )
+    return frozenset(k for k, n in counts.items() if n >= min_repeats)
+
+
+def drop_running_headers(paragraphs: Sequence[Paragraph], furniture: frozenset[str]) -> list[Paragraph]:
+    """Remove page furniture (see :func:`find_furniture`).
+
+    The first occurrence is kept when it reads like a heading (it usually is the real one: the
+    chapter title the running header repeats); bare numbers, "Page 3 of 10" and the like are
+    dropped everywhere.
+    """
+    seen: set[str] = set()
+    out: list[Paragraph] = []
+    for p in paragraphs:
+        key = _header_key(p.text)
+        if key in furniture:
+            if key in seen or key == "#page":
+                continue
+            seen.add(key)
+        out.append(p)
+    return out
+
+
+def merge_broken_paragraphs(paragraphs: Sequence[Paragraph]) -> list[Paragraph]:
+    """Re-join a paragraph cut by a page break, moving any footnotes found in the cut after it.
+
+    The cut is recognised by its two sides: the first part ends without terminal punctuation and
+    the next body paragraph starts in lower case ("...In the total emigrant" / "population (graph
+    4), there is...").
+    """
+    out: list[Paragraph] = []
+    pending_notes: list[Paragraph] = []
+    for p in paragraphs:
+        if p.kind == "footnote":
+            pending_notes.append(p)
+            continue
+        last = out[-1] if out else None
+        if (
+            last is not None
+            and last.kind in ("text", "item")
+            and p.kind == "text"
+            and not last.text.endswith(_TERMINAL)
+            and p.text[:1].islower()
+        ):
+            out[-1] = Paragraph(f"{last.text} {p.text}", last.page, last.kind)
+        else:
+            out.extend(pending_notes)
+            pending_notes = []
+            out.append(p)
+    out.extend(pending_notes)
+    return out
+
+
+def drop_table_of_contents(paragraphs: Sequence[Paragraph]) -> list[Paragraph]:
+    """Drop table-of-contents lines ("2.1.3 Challenges.....27"): they duplicate every heading and
+    would be detected as headings with no text under them."""
+    return [p for p in paragraphs if not _TOC_LINE.search(p.text)]
+
+
+def fill_down_table_rows(paragraphs: Sequence[Paragraph]) -> list[Paragraph]:
+    """Give a continuation row (empty first cell) the first cell of the row above it.
+
+    The objectives-by-thematic-area table lists one objective per row under a single merged
+    'Thematic area 3 ...' cell; without fill-down, a chunk holding '| 10. Prevent, combat...' no
+    longer says which area it belongs to.
+    """
+    out: list[Paragraph] = []
+    first_cell = ""
+    for p in paragraphs:
+        if p.kind == "table":
+            if p.text.startswith("|") and first_cell:
+                p = Paragraph(f"{first_cell} {p.text}", p.page, p.kind)
+            elif " | " in p.text:
+                first_cell = p.text.split(" | ", 1)[0]
+        out.append(p)
+    return out
+
+
+def clean_pages(pages: Sequence[tuple[int | None, str]]) -> list[Paragraph]:
+    """The whole cleaning pipeline, from (page number, raw page text) pairs to paragraphs."""
+    furniture = find_furniture([line for _, text in pages for line in text.splitlines()])
+    paragraphs: list[Paragraph] = []
+    for page, text in pages:
+        paragraphs.extend(page_paragraphs(text, page, furniture))
+    paragraphs = drop_table_of_contents(paragraphs)
+    paragraphs = drop_running_headers(paragraphs, furniture)
+    paragraphs = fill_down_table_rows(paragraphs)
+    return merge_broken_paragraphs(paragraphs)

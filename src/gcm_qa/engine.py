@@ -1,0 +1,167 @@
+"""The library's front door: one object the CLI, the chat and the evaluation all call."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from gcm_qa import corpus, index_store
+from gcm_qa.answering import NO_ANSWER, Answerer
+from gcm_qa.embedder import Embedder
+from gcm_qa.index_store import BuildReport, LoadedIndex
+from gcm_qa.loaders import SUPPORTED_SUFFIXES, DocumentError
+from gcm_qa.query import prepare, rewrite_followup
+from gcm_qa.retrieval import Filters, Retriever
+from gcm_qa.settings import Settings
+from gcm_qa.types import Answer
+
+
+class QuestionError(ValueError):
+    """The question itself is unusable (empty, too long)."""
+
+
+MAX_QUESTION_CHARS = 2000
+
+
+@dataclass
+class AddResult:
+    added: list[str]
+    errors: list[str]
+    report: BuildReport | None
+
+
+class Engine:
+    """Owns the model, the loaded index and the retriever; safe to share across chat sessions."""
+
+    def __init__(self, settings: Settings | None = None, embedder: Embedder | None = None) -> None:
+        self.settings = settings or Settings()
+        self._embedder = embedder
+        self._index: LoadedIndex | None = None
+        self._retriever: Retriever | None = None
+        self._lock = threading.RLock()
+
+    @property
+    def embedder(self) -> Embedder:
+        with self._lock:
+            if self._embedder is None:
+                self._embedder = Embedder(self.settings.embedding, self.settings.paths.cache_dir)
+            return self._embedder
+
+    @property
+    def index(self) -> LoadedIndex:
+        if self._index is None:
+            self.ensure_index()
+        assert self._index is not None
+        return self._index
+
+    def build(self, full: bool = False, progress: bool = False, echo: Callable[[str], None] = lambda _m: None) -> BuildReport:
+        """Incremental (re)build, then load what was built."""
+        with self._lock:
+            report = index_store.build(self.settings, lambda: self.embedder, full=full, progress=progress, echo=echo)
+            self._load()
+            return report
+
+    def ensure_index(self, progress: bool = False, echo: Callable[[str], None] = lambda _m: None) -> BuildReport | None:
+        """Build when the index is missing or stale (corpus or recipe changed); load it."""
+        with self._lock:
+            report = None
+            if index_store.is_stale(self.settings):
+                report = index_store.build(self.settings, lambda: self.embedder, progress=progress, echo=echo)
+            if report is not None or self._index is None:
+                self._load()
+            return report
+
+    def _load(self) -> None:
+        self._index = index_store.load_index(self.settings.paths.index_dir)
+        self._retriever = Retriever(self._index, self.embedder, self.settings.retrieval)
+
+    def ask(
+        self,
+        question: str,
+        top_k: int | None = None,
+        filters: Filters | None = None,
+        history: Sequence[str] = (),
+    ) -> Answer:
+        """Answer one question; ``history`` holds earlier questions of a conversation."""
+        question = " ".join((question or "").split())
+        if not question:
+            raise QuestionError("the question is empty")
+        if len(question) > MAX_QUESTION_CHARS:
+            raise QuestionError(f"the question is longer than {MAX_QUESTION_CHARS} characters")
+        started = time.perf_counter()
+        standalone = rewrite_followup(question, list(history))
+        query = prepare(standalone)
+        retriever = self._retriever_or_load()
+        vector = self.embedder.encode([query.dense])[0]
+        passages = retriever.search(query, top_k=top_k, filters=filters, query_vector=vector)
+        retrieved = time.perf_counter()
+        answerer = Answerer(self.embedder, self.settings.answer)
+        if passages:
+            text, citations, abstained = answerer.answer(query.keyword if query.spanish else query.dense,
+                                                         passages, vector)
+        else:
+            text, citations, abstained = NO_ANSWER, [], True
+        done = time.perf_counter()
+        return Answer(
+            question=question,
+            answer=text,
+            abstained=abstained,
+            citations=citations,
+            passages=passages,
+            timings_ms={
+                "retrieve": (retrieved - started) * 1000,
+                "answer": (done - retrieved) * 1000,
+                "total": (done - started) * 1000,
+            },
+            query=standalone,
+        )
+
+    def _retriever_or_load(self) -> Retriever:
+        if self._retriever is None:
+            self.ensure_index()
+        assert self._retriever is not None
+        return self._retriever
+
+    def add(self, paths: Iterable[Path], progress: bool = False) -> AddResult:
+        """Validate files, copy the good ones into the corpus with a manifest entry, re-index.
+
+        Each file is parsed before it is copied, so a corrupt upload is rejected with its reason
+        and never enters the corpus; the others go ahead.
+        """
+        corpus_dir = self.settings.paths.corpus_dir
+        corpus_dir.mkdir(parents=True, exist_ok=True)
+        added: list[str] = []
+        errors: list[str] = []
+        entries = corpus.read_manifest(corpus_dir)
+        for path in paths:
+            path = Path(path)
+            try:
+                if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+                    raise DocumentError(path, f"unsupported file type '{path.suffix}'; supported: "
+                                              f"{', '.join(SUPPORTED_SUFFIXES)}")
+                meta, _ = index_store.prepare_document(path, entries.get(path.name), self.settings)
+            except DocumentError as exc:
+                errors.append(str(exc))
+                continue
+            target = corpus_dir / path.name
+            if path.resolve() != target.resolve():
+                tmp = corpus_dir / f".{path.name}.part"
+                shutil.copyfile(path, tmp)
+                tmp.replace(target)
+            if path.name not in entries:
+                entry = {k: v for k, v in meta.to_dict().items() if v is not None}
+                entries[path.name] = entry
+            added.append(path.name)
+        if added:
+            corpus.write_manifest(corpus_dir, entries.values())
+        report = self.build(progress=progress) if added else None
+        return AddResult(added, errors, report)
+
+    def documents(self) -> list[dict[str, object]]:
+        """The indexed documents with their metadata and chunk counts (for the library view)."""
+        docs = self.index.manifest["documents"]
+        return [{"doc_id": d, **v["meta"], "chunks": v["chunks"]} for d, v in docs.items()]

@@ -1,0 +1,46 @@
+"""Score fusion as pure arithmetic over score arrays, so it is tested with hand-made numbers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def ranks(scores: np.ndarray, mask: np.ndarray | None = None, depth: int | None = None) -> np.ndarray:
+    """1-based rank of every item by descending score; items outside ``mask`` or below ``depth``
+    (and items scoring exactly 0 with a lexical retriever) get rank 0, meaning "not retrieved"."""
+    n = scores.shape[0]
+    order = np.argsort(-scores, kind="stable")
+    if mask is not None:
+        order = order[mask[order]]
+    if depth is not None:
+        order = order[:depth]
+    out = np.zeros(n, dtype=np.int64)
+    out[order] = np.arange(1, len(order) + 1)
+    return out
+
+
+def rrf(rank_lists: Sequence[np.ndarray], weights: Sequence[float], k: int = 60) -> np.ndarray:
+    """Weighted reciprocal-rank fusion: sum of w / (k + rank) over the retrievers that found it."""
+    total = np.zeros(rank_lists[0].shape[0], dtype=np.float64)
+    for r, w in zip(rank_lists, weights, strict=True):
+        hit = r > 0
+        total[hit] += w / (k + r[hit])
+    return total
+
+
+def minmax(scores: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Scale to [0, 1] over the candidates in ``mask``; a flat score vector becomes all zeros."""
+    values = scores[mask] if mask is not None else scores
+    if values.size == 0:
+        return np.zeros_like(scores, dtype=np.float64)
+    lo, hi = float(values.min()), float(values.max())
+    if hi - lo < 1e-12:
+        return np.zeros_like(scores, dtype=np.float64)
+    return (scores.astype(np.float64) - lo) / (hi - lo)
+
+
+def convex(dense: np.ndarray, lexical: np.ndarray, alpha: float, mask: np.ndarray | None = None) -> np.ndarray:
+    """alpha * dense + (1 - alpha) * lexical, each min-max scaled over the candidates."""
+    return alpha * minmax(dense, mask) + (1 - alpha) * minmax(lexical, mask)

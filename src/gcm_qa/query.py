@@ -1,0 +1,109 @@
+"""Query handling before retrieval: Spanish questions and conversational follow-ups.
+
+The shipped embedding model is English-only, and the report is in English while many of its users
+write in Spanish. A phrase glossary of migration-policy terms (``data/es_en_glossary.tsv``) turns a
+Spanish question into English search terms; the original words stay in the keyword query, so a
+Spanish questionnaire is still found by its own vocabulary.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+from gcm_qa.keyword import fold
+
+_SPANISH_MARKERS = re.compile(
+    r"[¿¡ñ]|\b(?:qué|cuál|cuáles|cómo|cuántos|cuántas|dónde|cuándo|quién|según|los|las|del|para|por|"
+    r"una|sobre|informe|migrantes|países|qu[eé]|c[oó]mo)\b",
+    re.I,
+)
+_EN_MARKERS = re.compile(r"\b(?:the|what|which|how|who|when|where|does|did|is|are|of|and)\b", re.I)
+
+
+_SPANISH_FUNCTION_WORDS = frozenset(
+    "el la los las lo un una unos unas de del al en y o u e que se su sus por para con sobre segun "
+    "como es son fue ha han hay este esta estos estas ese esa a ante".split()
+)
+
+
+def is_spanish(text: str) -> bool:
+    return len(_SPANISH_MARKERS.findall(text)) > len(_EN_MARKERS.findall(text))
+
+
+@lru_cache(maxsize=1)
+def glossary() -> list[tuple[re.Pattern[str], str]]:
+    """(pattern over accent-folded text, English replacement), longest Spanish phrase first."""
+    text = resources.files("gcm_qa").joinpath("data/es_en_glossary.tsv").read_text(encoding="utf-8")
+    pairs = []
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        es, en = line.split("\t")
+        pairs.append((fold(es.strip()), en.strip()))
+    pairs.sort(key=lambda p: -len(p[0]))
+    return [(re.compile(rf"(?<!\w){re.escape(es)}(?!\w)"), en) for es, en in pairs]
+
+
+def translate_terms(question: str) -> str:
+    """Word-for-phrase English rendering of a Spanish question; unknown words pass through.
+
+    Crude as translation, but it is only a search query: the English terms of the report are what
+    the dense and keyword retrievers need to see.
+    """
+    text = fold(question).replace("¿", " ").replace("¡", " ")
+    for pattern, english in glossary():
+        text = pattern.sub(f" {english} ", text)
+    return " ".join(w for w in text.split() if w not in _SPANISH_FUNCTION_WORDS)
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """What each retriever is given for one question."""
+
+    question: str
+    dense: str
+    keyword: str
+    spanish: bool = False
+
+
+def prepare(question: str) -> SearchQuery:
+    question = " ".join(question.split())
+    if is_spanish(question):
+        english = translate_terms(question)
+        return SearchQuery(question, english, f"{english} {question}", True)
+    return SearchQuery(question, question, question)
+
+
+_FOLLOWUP_START = re.compile(
+    r"^(?:and what about|and how about|and what|and for|what about|how about|what of|same for|"
+    r"in that case|and|but|also|then|¿?y qué hay de|¿?qué hay de|¿?y para|¿?y en|¿?y)\b",
+    re.I,
+)
+_PRONOUNS = re.compile(r"\b(?:it|they|them|those|these|this|that|their|its|ellos|ellas|esto|eso|ese|esa)\b", re.I)
+
+
+def needs_context(question: str) -> bool:
+    """A follow-up leans on the previous turn: it opens with 'and…/what about…' or is short and
+    made of pronouns."""
+    q = question.strip()
+    words = q.split()
+    return bool(_FOLLOWUP_START.match(q)) or (len(words) <= 6 and bool(_PRONOUNS.search(q)))
+
+
+def rewrite_followup(question: str, previous_questions: list[str]) -> str:
+    """Make a follow-up standalone by carrying over the previous question's subject.
+
+    "and what about children?" after "What challenges did States report on detention?" becomes
+    "What challenges did States report on detention? — children". Without an LLM this is the
+    honest rewrite: the previous question supplies the topic, the follow-up supplies the new focus,
+    and the rewritten query is shown to the user so they can see what was searched.
+    """
+    if not previous_questions or not needs_context(question):
+        return question
+    previous = previous_questions[-1].strip().rstrip("?")
+    focus = _FOLLOWUP_START.sub("", question.strip()).strip(" ?¿,.")
+    focus = re.sub(r"^(?:about|of|for|with|de|sobre|con)\s+", "", focus, flags=re.I)
+    return f"{previous} — {focus}" if focus else previous

@@ -1,0 +1,134 @@
+"""Hybrid retrieval: dense (FAISS) and BM25 rankings, fused, filtered and de-duplicated."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import faiss
+import numpy as np
+
+from gcm_qa import fusion
+from gcm_qa.embedder import Embedder
+from gcm_qa.index_store import LoadedIndex
+from gcm_qa.query import SearchQuery
+from gcm_qa.settings import RetrievalSettings
+from gcm_qa.types import Chunk, Passage
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Metadata filters; an empty field means "any". Values within a field are alternatives."""
+
+    kind: tuple[str, ...] = ()
+    author: tuple[str, ...] = ()
+    language: tuple[str, ...] = ()
+    section: str = ""  # case-insensitive substring of the section path
+    areas: tuple[int, ...] = ()
+    objectives: tuple[int, ...] = ()
+    doc_ids: tuple[str, ...] = field(default=())
+
+    def is_empty(self) -> bool:
+        return not (self.kind or self.author or self.language or self.section or self.areas
+                    or self.objectives or self.doc_ids)
+
+    def accepts(self, c: Chunk) -> bool:
+        low = {a.lower() for a in self.author}
+        return (
+            (not self.kind or c.kind in self.kind)
+            and (not self.author or c.author.lower() in low)
+            and (not self.language or c.language in self.language)
+            and (not self.section or self.section.lower() in c.section_label.lower())
+            and (not self.areas or bool(set(self.areas) & set(c.areas)))
+            and (not self.objectives or bool(set(self.objectives) & set(c.objectives)))
+            and (not self.doc_ids or c.doc_id in self.doc_ids)
+        )
+
+
+class Retriever:
+    def __init__(self, index: LoadedIndex, embedder: Embedder, settings: RetrievalSettings) -> None:
+        self.index = index
+        self.embedder = embedder
+        self.settings = settings
+
+    def mask(self, filters: Filters) -> np.ndarray | None:
+        if filters.is_empty():
+            return None
+        return np.array([filters.accepts(c) for c in self.index.chunks], dtype=bool)
+
+    def dense_scores(self, query_vector: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+        """Cosine similarity for the top candidates (exhaustive search; others score -1)."""
+        n = len(self.index.chunks)
+        depth = min(n, max(self.settings.candidates, 1))
+        params = None
+        if mask is not None:
+            allowed = np.flatnonzero(mask).astype(np.int64)
+            if allowed.size == 0:
+                return np.full(n, -1.0, dtype=np.float32)
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
+            depth = min(depth, allowed.size)
+        sims, ids = self.index.faiss_index.search(query_vector.reshape(1, -1), depth, params=params)
+        scores = np.full(n, -1.0, dtype=np.float32)
+        valid = ids[0] >= 0
+        scores[ids[0][valid]] = sims[0][valid]
+        return scores
+
+    def search(
+        self,
+        query: SearchQuery,
+        top_k: int | None = None,
+        filters: Filters | None = None,
+        query_vector: np.ndarray | None = None,
+    ) -> list[Passage]:
+        s = self.settings
+        top_k = top_k or s.top_k
+        mask = self.mask(filters or Filters())
+        if query_vector is None:
+            query_vector = self.embedder.encode([query.dense])[0]
+        dense = self.dense_scores(query_vector, mask)
+        lexical = self.index.keyword.scores(query.keyword)
+        dense_ok = dense > -1.0
+        lexical_ok = lexical > 0
+        if mask is not None:
+            lexical_ok &= mask
+        dense_rank = fusion.ranks(np.where(dense_ok, dense, -np.inf), dense_ok, s.candidates)
+        lexical_rank = fusion.ranks(lexical, lexical_ok, s.candidates)
+        fused = fusion.rrf([dense_rank, lexical_rank], [s.dense_weight, s.bm25_weight], s.rrf_k)
+        order = [int(i) for i in np.argsort(-fused, kind="stable") if fused[i] > 0]
+        passages: list[Passage] = []
+        kept: list[int] = []
+        for i in order:
+            if self._duplicate(i, kept):
+                continue
+            kept.append(i)
+            passages.append(
+                Passage(
+                    chunk=self.index.chunks[i],
+                    score=float(fused[i]),
+                    rank=len(passages) + 1,
+                    dense_score=float(dense[i]) if dense_ok[i] else None,
+                    bm25_score=float(lexical[i]) if lexical_ok[i] else None,
+                )
+            )
+            if len(passages) >= top_k:
+                break
+        return passages
+
+    def _duplicate(self, i: int, kept: Sequence[int]) -> bool:
+        """Near-duplicates collapse into the better-ranked one: the same text in two documents
+        (a questionnaire quoted by the report) or two chunks that mostly overlap."""
+        if not kept:
+            return False
+        chunks = self.index.chunks
+        vectors = self.index.embeddings
+        sims = vectors[list(kept)] @ vectors[i]
+        if float(sims.max()) >= self.settings.dedup_threshold:
+            return True
+        c = chunks[i]
+        for j in kept:
+            o = chunks[j]
+            if o.doc_id == c.doc_id:
+                overlap = min(o.end, c.end) - max(o.start, c.start)
+                if overlap > 0.6 * min(o.end - o.start, c.end - c.start):
+                    return True
+        return False

@@ -1,0 +1,152 @@
+"""Find a document's headings so every chunk knows where it sits.
+
+The GCM report numbers its chapters ("2.3.2 Situations to consider"), names its boxes ("Textbox 8.
+Temporary Protection Status..."), annexes and tables; questionnaires are forms of questions, each
+followed by its answer. Headings become a stack, and each paragraph gets the path of the stack
+above it. Pure functions over :class:`~gcm_qa.cleaning.Paragraph` lists.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from gcm_qa.cleaning import Paragraph
+from gcm_qa.types import Section
+
+_NUMBERED = re.compile(r"^(\d{1,2}(?:\.\d{1,2}){0,3})\.?\s+(\S.*)$")
+_BOX = re.compile(r"^(?:Text\s?box|Box|Recuadro)\s+\d+\b", re.I)
+_TABLE = re.compile(r"^(?:Table|Cuadro|Tabla)\s+\d+\b", re.I)
+_ANNEX = re.compile(r"^(?:Annex|Anexo)\s+\d+\b(.*)$", re.I)
+_AREA = re.compile(r"^(?:Thematic area|[ÁA]rea tem[áa]tica)\s+\d\b", re.I)
+_QUESTION_START = re.compile(r"^(?:\d{1,2}(?:\.\d{1,2})*[.)]?\s+|[a-z][.)]\s+|P\d+[.:]?\s+|Q\d+[.:]?\s+)?¿")
+
+TOP_TITLES = {
+    "foreword", "executive summary", "introduction", "acronyms", "contents", "bibliography",
+    "references", "annexes", "disclaimer", "abbreviations", "resumen ejecutivo", "introducción",
+    "prólogo", "presentación", "bibliografía", "anexos", "acrónimos", "siglas", "índice", "contenido",
+    "glossary", "table of contents",
+}
+SUB_TITLES = {"conclusions", "recommendations", "conclusiones", "recomendaciones", "follow-up", "report"}
+
+BOX_LEVEL = 10
+QUESTION_LEVEL = 20
+MAX_TITLE = 160
+
+
+@dataclass(frozen=True)
+class Heading:
+    level: int
+    title: str
+
+
+def _short(title: str) -> str:
+    return title if len(title) <= MAX_TITLE else title[: MAX_TITLE - 1].rstrip() + "…"
+
+
+def is_question(text: str) -> bool:
+    """A questionnaire prompt: ends with a question mark or opens with '¿', and is not an essay."""
+    t = text.strip()
+    return len(t) <= 400 and (t.endswith("?") or bool(_QUESTION_START.match(t)))
+
+
+class HeadingDetector:
+    """Stateful, because numbered headings are only trusted when their numbering fits.
+
+    "1. Non-regression in the migration policy of the region." inside Textbox 2 is a list item,
+    not chapter 1: single-level numbers must continue the chapter sequence and carry no final
+    period, and sub-numbers (2.3) must sit under the current chapter.
+    """
+
+    def __init__(self) -> None:
+        self.chapter = 0
+
+    def detect(self, p: Paragraph) -> Heading | None:
+        text = p.text.strip()
+        if p.kind.startswith("h") and p.kind[1:].isdigit():
+            return Heading(int(p.kind[1:]), _short(text))
+        if p.kind in ("table", "footnote") or not text:
+            return None
+        low = text.lower().rstrip(":. ")
+        if low in TOP_TITLES:
+            return Heading(1, text.rstrip(":"))
+        if low in SUB_TITLES:
+            return Heading(2, text.rstrip(":"))
+        if len(text) > 250:
+            return None
+        m = _NUMBERED.match(text.lstrip("- "))
+        if m and not text.startswith("-") and text[:1].isdigit():
+            number, title = m.group(1), m.group(2)
+            parts = [int(x) for x in number.split(".")]
+            if title[:1].isupper() and len(parts) == 1:
+                if (
+                    parts[0] == self.chapter + 1
+                    and not text.endswith((".", ";", ",", ":"))
+                    and len(text) <= 160
+                ):
+                    self.chapter = parts[0]
+                    return Heading(1, _short(text))
+            elif title[:1].isupper() and (parts[0] == self.chapter or self.chapter == 0):
+                self.chapter = parts[0]
+                return Heading(len(parts), _short(text))
+        if _ANNEX.match(text):
+            rest = _ANNEX.match(text).group(1)  # type: ignore[union-attr]
+            level = 2 if rest.strip().lower().startswith(("to ", "al ", "a la ")) else 1
+            self.chapter = 99
+            return Heading(level, _short(text))
+        if _BOX.match(text) or _TABLE.match(text):
+            return Heading(BOX_LEVEL, _short(text))
+        if _AREA.match(text) and len(text) <= 200 and not text.endswith("."):
+            return Heading(2, _short(text))
+        if is_question(text):
+            return Heading(QUESTION_LEVEL, _short(text))
+        return None
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A cleaned document: its text, each paragraph's span and page, and its sections."""
+
+    text: str
+    spans: tuple[tuple[int, int, int | None, str], ...]  # (start, end, page, kind) per paragraph
+    sections: tuple[Section, ...]
+
+    def page_range(self, start: int, end: int) -> tuple[int | None, int | None]:
+        pages = [pg for s, e, pg, _ in self.spans if s < end and e > start and pg is not None]
+        return (min(pages), max(pages)) if pages else (None, None)
+
+
+def layout(paragraphs: Sequence[Paragraph]) -> Layout:
+    """Join paragraphs into one text and cut it into sections at the detected headings.
+
+    A heading's own text belongs to its section, so a chunk that starts a section still says what
+    the section is. Paragraphs before the first heading form a section with an empty path.
+    """
+    detector = HeadingDetector()
+    stack: list[Heading] = []
+    parts: list[str] = []
+    spans: list[tuple[int, int, int | None, str]] = []
+    sections: list[Section] = []
+    offset = 0
+    current_path: tuple[str, ...] = ()
+    current_start = 0
+    for p in paragraphs:
+        heading = detector.detect(p)
+        if heading is not None:
+            if offset > current_start:
+                sections.append(Section(current_path, current_start, offset))
+            while stack and stack[-1].level >= heading.level:
+                stack.pop()
+            stack.append(heading)
+            current_path = tuple(h.title for h in stack)
+            current_start = offset
+        start = offset
+        parts.append(p.text)
+        offset += len(p.text)
+        spans.append((start, offset, p.page, p.kind))
+        offset += 2  # the "\n\n" that joins paragraphs
+    text = "\n\n".join(parts)
+    if len(text) > current_start:
+        sections.append(Section(current_path, current_start, len(text)))
+    return Layout(text, tuple(spans), tuple(sections))

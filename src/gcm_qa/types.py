@@ -1,0 +1,160 @@
+"""Plain data passed between the stages; all of it serialises to JSON without pickle."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+KINDS = ("report", "questionnaire")
+STAKEHOLDERS = ("State", "intergovernmental body", "civil society", "other")
+
+
+@dataclass(frozen=True)
+class DocMeta:
+    """What the corpus manifest records about one document."""
+
+    doc_id: str
+    file: str
+    title: str
+    kind: str = "questionnaire"
+    author: str = "unknown"
+    stakeholder: str = "other"
+    language: str = "en"
+    year: int | None = None
+    source_url: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Section:
+    """A heading's span over the cleaned text; ``path`` runs from the top heading down."""
+
+    path: tuple[str, ...]
+    start: int
+    end: int
+
+
+@dataclass
+class Chunk:
+    """One retrievable passage, with everything a citation needs."""
+
+    chunk_id: str
+    doc_id: str
+    title: str
+    kind: str
+    author: str
+    language: str
+    stakeholder: str
+    section: list[str]
+    page_start: int | None
+    page_end: int | None
+    start: int
+    end: int
+    text: str
+    areas: list[int] = field(default_factory=list)
+    objectives: list[int] = field(default_factory=list)
+
+    @property
+    def section_label(self) -> str:
+        return " > ".join(self.section)
+
+    @property
+    def page_label(self) -> str | None:
+        if self.page_start is None:
+            return None
+        if self.page_end is None or self.page_end == self.page_start:
+            return str(self.page_start)
+        return f"{self.page_start}-{self.page_end}"
+
+    def embed_text(self) -> str:
+        """What the embedder and BM25 see: the innermost headings, then the passage.
+
+        Prefixing the section title lets a chunk deep inside "2.3.3 Challenges" match a question
+        about challenges of irregular migration even when its sentences never say so.
+        """
+        heads = [h for h in self.section[-2:] if h]
+        return (" / ".join(heads) + "\n" + self.text) if heads else self.text
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Chunk:
+        return cls(**data)
+
+
+@dataclass
+class Passage:
+    """A retrieved chunk with its fused score and rank."""
+
+    chunk: Chunk
+    score: float
+    rank: int
+    dense_score: float | None = None
+    bm25_score: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        c = self.chunk
+        return {
+            "rank": self.rank,
+            "chunk_id": c.chunk_id,
+            "doc_id": c.doc_id,
+            "title": c.title,
+            "kind": c.kind,
+            "author": c.author,
+            "language": c.language,
+            "section": c.section_label,
+            "page": c.page_label,
+            "start": c.start,
+            "end": c.end,
+            "areas": c.areas,
+            "objectives": c.objectives,
+            "score": round(self.score, 6),
+            "dense_score": None if self.dense_score is None else round(self.dense_score, 6),
+            "bm25_score": None if self.bm25_score is None else round(self.bm25_score, 6),
+            "text": c.text,
+        }
+
+
+@dataclass
+class Citation:
+    n: int
+    doc_id: str
+    title: str
+    section: str
+    page: str | None
+    quote: str
+    score: float
+    passage_rank: int
+    chunk_id: str
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["score"] = round(self.score, 6)
+        return d
+
+
+@dataclass
+class Answer:
+    question: str
+    answer: str
+    abstained: bool
+    citations: list[Citation]
+    passages: list[Passage]
+    timings_ms: dict[str, float]
+    query: str | None = None  # the standalone query actually searched, when it differs
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "question": self.question,
+            "answer": self.answer,
+            "abstained": self.abstained,
+            "citations": [c.to_dict() for c in self.citations],
+            "passages": [p.to_dict() for p in self.passages],
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+        }
+        if self.query is not None and self.query != self.question:
+            d["query"] = self.query
+        return d
