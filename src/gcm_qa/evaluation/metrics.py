@@ -1,0 +1,93 @@
+"""Retrieval and answer metrics as pure functions over plain lists."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from difflib import SequenceMatcher
+from statistics import median
+
+from gcm_qa.evaluation.gold import norm
+
+CHAR_BUDGET = 4000
+
+
+def first_hit_rank(passages: Sequence[str], evidence: Sequence[str]) -> int | None:
+    """1-based rank of the first passage holding any evidence quote, or None."""
+    quotes = [norm(q) for q in evidence]
+    for rank, text in enumerate(passages, 1):
+        t = norm(text)
+        if any(q in t for q in quotes):
+            return rank
+    return None
+
+
+def hit_within_chars(passages: Sequence[str], evidence: Sequence[str], budget: int = CHAR_BUDGET) -> bool:
+    """An evidence quote lies inside the first ``budget`` characters of the ranked passages, so a
+    system cannot buy recall with bigger chunks."""
+    quotes = [norm(q) for q in evidence]
+    used = 0
+    for text in passages:
+        visible = text[: max(0, budget - used)]
+        if any(q in norm(visible) for q in quotes):
+            return True
+        used += len(text)
+        if used >= budget:
+            break
+    return False
+
+
+def all_evidence_in(passages: Sequence[str], evidence: Sequence[str]) -> bool:
+    joined = [norm(t) for t in passages]
+    return all(any(norm(q) in t for t in joined) for q in evidence)
+
+
+def key_fact_recall(answer: str, key_facts: Sequence[str]) -> float:
+    if not key_facts:
+        return 1.0
+    a = norm(answer)
+    return sum(norm(k) in a for k in key_facts) / len(key_facts)
+
+
+def quotes_overlap(quote: str, evidence: str, min_chars: int = 30) -> bool:
+    """Two quotes overlap when one contains the other or they share a run of ``min_chars``
+    normalised characters (or most of the shorter one)."""
+    a, b = norm(quote), norm(evidence)
+    if not a or not b:
+        return False
+    if a in b or b in a:
+        return True
+    m = SequenceMatcher(None, a, b, autojunk=False).find_longest_match(0, len(a), 0, len(b))
+    return m.size >= min(min_chars, int(0.6 * min(len(a), len(b))))
+
+
+def citation_precision(quotes: Sequence[str], evidence: Sequence[str]) -> float | None:
+    if not quotes:
+        return None
+    return sum(any(quotes_overlap(q, e) for e in evidence) for q in quotes) / len(quotes)
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def retrieval_summary(ranks: Sequence[int | None], within: Sequence[bool]) -> dict[str, float]:
+    n = len(ranks)
+    if n == 0:
+        return {}
+    out = {f"hit@{k}": sum(r is not None and r <= k for r in ranks) / n for k in (1, 3, 5, 10)}
+    out["mrr@10"] = sum(1 / r for r in ranks if r is not None and r <= 10) / n
+    out["hit@4000chars"] = sum(within) / n
+    return out
+
+
+def median_or_zero(values: Sequence[float]) -> float:
+    return float(median(values)) if values else 0.0
