@@ -110,11 +110,7 @@ def load_seed(path: Path):
     for i, line in enumerate(raw, 1):
         s = line.strip()
         allowed = True
-        if i <= TOC_LAST_LINE:
-            allowed = False
-        elif s in RUNNING_HEADERS:
-            allowed = False
-        elif bib_start and annex1 and bib_start <= i < annex1:
+        if i <= TOC_LAST_LINE or s in RUNNING_HEADERS or (bib_start and annex1 and bib_start <= i < annex1):
             allowed = False
         out.append((i, collapse(line), allowed))
     return out
@@ -155,7 +151,7 @@ def main(argv=None) -> int:
 
     for it in items:
         iid = it.get("id", "?")
-        err = lambda m: errors.append(f"{iid}: {m}")  # noqa: E731
+        err = lambda m, iid=iid: errors.append(f"{iid}: {m}")  # noqa: E731
         keys = set(it)
         if keys != FIELDS:
             err(f"fields mismatch: missing={sorted(FIELDS - keys)} extra={sorted(keys - FIELDS)}")

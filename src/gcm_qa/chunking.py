@@ -23,7 +23,7 @@ def make_splitter(chunk_chars: int, overlap_chars: int) -> RecursiveCharacterTex
         chunk_overlap=min(overlap_chars, chunk_chars // 2),
         separators=SEPARATORS,
         is_separator_regex=True,
-        keep_separator=False,
+        keep_separator="end",  # joined back with "": pieces stay exact substrings
         add_start_index=True,
         strip_whitespace=True,
     )

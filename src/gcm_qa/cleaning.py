@@ -22,7 +22,7 @@ _SUPERSCRIPT_TO_ASCII = str.maketrans(SUPERSCRIPT_DIGITS, "1234567890")
 
 _FOOTNOTE_START = re.compile(rf"^\s*([{SUPERSCRIPT_DIGITS}]+)\s*(\S.*)$", re.S)
 _GLUED_MARKER = re.compile(rf"\s?[{SUPERSCRIPT_DIGITS}]+")
-_BULLET = re.compile(r"^\s*(?:[-•●▪◦‣∙·*]|\uf0b7|\uf0a7)\s+")
+_BULLET = re.compile(r"^\s*(?:[-•●▪◦‣∙·*▶►➢✓]|\uf0b7|\uf0a7)(?:\s*[▶►➢])?\s+")
 _ENUMERATED = re.compile(r"^\s*(?:\(?\d{1,2}[.)]|\(?[a-z][.)])\s+\S")
 _MD_BOLD = re.compile(r"\*\*(.+?)\*\*|__(.+?)__")
 _MD_ITALIC = re.compile(r"(?<![\w*])\*(?!\s)([^*\n]+?)(?<!\s)\*(?![\w*])")
@@ -106,10 +106,8 @@ def _classify(line: str) -> str:
 
 def _clean_line(line: str, kind: str) -> str:
     if kind == "table":
-        if "<p>" in line:
-            line = _html_row_to_cells(line)
-        else:
-            line = " | ".join(c.strip() for c in line.rstrip().split("\t"))
+        cells = (c.strip() for c in line.rstrip().split("\t"))
+        line = _html_row_to_cells(line) if "<p>" in line else " | ".join(cells)
     elif kind == "footnote":
         m = _FOOTNOTE_START.match(line)
         assert m is not None
@@ -132,37 +130,35 @@ def page_paragraphs(
     right above a paragraph's continuation is not glued to it.
     """
     out: list[Paragraph] = []
+
+    def flush(lines: list[str], kind: str) -> None:
+        if lines:
+            joined = _HYPHEN_BREAK.sub(r"\1\2", "\n".join(lines)).replace("\n", " ")
+            text = _clean_line(joined, kind)
+            if text:
+                out.append(Paragraph(text, page, kind))
+            lines.clear()
+
     for block in _split_blocks(page_text):
         current: list[str] = []
         current_kind = "text"
-
-        def flush() -> None:
-            if current:
-                joined = _HYPHEN_BREAK.sub(r"\1\2", "\n".join(current)).replace("\n", " ")
-                text = _clean_line(joined, current_kind)
-                if text:
-                    out.append(Paragraph(text, page, current_kind))
-            current.clear()
-
         for line in block:
             kind = _classify(line)
-            alone = _header_key(line) in furniture
-            if alone:
-                flush()
+            if _header_key(line) in furniture:
+                flush(current, current_kind)
+                flush([line], "text")
                 current_kind = "text"
-                current.append(line)
-                flush()
                 continue
             if kind in ("table", "item", "footnote") or _MD_HEADING.match(line) or not current:
-                flush()
+                flush(current, current_kind)
                 current_kind = kind
                 current.append(line)
                 if kind == "table":
-                    flush()
+                    flush(current, current_kind)
                     current_kind = "text"
             else:
                 current.append(line.strip())
-        flush()
+        flush(current, current_kind)
     return out
 
 

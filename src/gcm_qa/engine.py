@@ -58,7 +58,9 @@ class Engine:
         assert self._index is not None
         return self._index
 
-    def build(self, full: bool = False, progress: bool = False, echo: Callable[[str], None] = lambda _m: None) -> BuildReport:
+    def build(
+        self, full: bool = False, progress: bool = False, echo: Callable[[str], None] = lambda _m: None
+    ) -> BuildReport:
         """Incremental (re)build, then load what was built."""
         with self._lock:
             report = index_store.build(self.settings, lambda: self.embedder, full=full, progress=progress, echo=echo)
@@ -99,7 +101,7 @@ class Engine:
         vector = self.embedder.encode([query.dense])[0]
         passages = retriever.search(query, top_k=top_k, filters=filters, query_vector=vector)
         retrieved = time.perf_counter()
-        answerer = Answerer(self.embedder, self.settings.answer)
+        answerer = Answerer(retriever.index, self.settings.answer)
         if passages:
             text, citations, abstained = answerer.answer(query.keyword if query.spanish else query.dense,
                                                          passages, vector)

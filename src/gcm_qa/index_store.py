@@ -8,6 +8,10 @@ Layout of ``index/``::
     builds/<id>/embeddings.npy  float32, L2-normalised, row i = chunk i
     builds/<id>/faiss.index     IndexFlatIP over those rows (faiss.write_index)
     builds/<id>/bm25/           bm25s arrays (.npy) and vocabulary (JSON)
+    builds/<id>/sentence_spans.npy, sentence_embeddings.npy, bm25_sentences/
+                                the same per sentence (chunk index, start, end inside the chunk):
+                                short questions match one sentence better than a whole chunk, and
+                                the answerer quotes sentences without embedding them again
 
 A build writes a fresh folder and only then repoints ``current``, so a crash at any moment leaves
 the previous index whole. Embeddings are reused by the hash of the exact text embedded, so only
@@ -41,6 +45,7 @@ from gcm_qa.cleaning import clean_pages
 from gcm_qa.embedder import Embedder
 from gcm_qa.keyword import KeywordIndex
 from gcm_qa.loaders import DocumentError, load
+from gcm_qa.sentences import split_sentences
 from gcm_qa.settings import Settings
 from gcm_qa.structure import layout
 from gcm_qa.types import Chunk, DocMeta
@@ -49,7 +54,7 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 # Bump when cleaning, structure or chunking code changes what chunks come out of the same file.
-LOADER_VERSION = 1
+LOADER_VERSION = 2
 
 
 class IndexMissingError(Exception):
@@ -64,6 +69,25 @@ class LoadedIndex:
     embeddings: np.ndarray
     faiss_index: faiss.Index
     keyword: KeywordIndex
+    sentence_spans: np.ndarray  # int64 (n, 3): chunk index, start, end within the chunk text
+    sentence_embeddings: np.ndarray
+    sentence_keyword: KeywordIndex
+
+    def sentence_text(self, i: int) -> str:
+        chunk, start, end = (int(x) for x in self.sentence_spans[i])
+        return self.chunks[chunk].text[start:end]
+
+    def sentence_rows(self, chunk_pos: int) -> range:
+        """Rows of ``sentence_spans`` belonging to one chunk (spans are sorted by chunk)."""
+        owners = self.sentence_spans[:, 0]
+        lo = int(np.searchsorted(owners, chunk_pos, side="left"))
+        hi = int(np.searchsorted(owners, chunk_pos, side="right"))
+        return range(lo, hi)
+
+    def position(self, chunk_id: str) -> int:
+        if not hasattr(self, "_positions"):
+            self._positions = {c.chunk_id: i for i, c in enumerate(self.chunks)}
+        return self._positions[chunk_id]
 
 
 @dataclass
@@ -72,6 +96,7 @@ class BuildReport:
     chunks: int = 0
     embedded: int = 0
     reused: int = 0
+    embedded_sentences: int = 0
     seconds: float = 0.0
     changed: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
@@ -141,9 +166,13 @@ def load_index(index_dir: Path) -> LoadedIndex:
     embeddings = np.load(folder / "embeddings.npy", allow_pickle=False)
     index = faiss.read_index(str(folder / "faiss.index"))
     keyword = KeywordIndex.load(folder / "bm25")
-    if index.ntotal != len(chunks) or embeddings.shape[0] != len(chunks):
+    spans = np.load(folder / "sentence_spans.npy", allow_pickle=False)
+    sentence_vectors = np.load(folder / "sentence_embeddings.npy", allow_pickle=False)
+    sentence_keyword = KeywordIndex.load(folder / "bm25_sentences")
+    if index.ntotal != len(chunks) or embeddings.shape[0] != len(chunks) or len(spans) != len(sentence_vectors):
         raise IndexMissingError(f"index in {folder} is inconsistent; rebuild it with 'gcm-qa index --full'")
-    return LoadedIndex(folder, manifest, chunks, embeddings, index, keyword)
+    return LoadedIndex(folder, manifest, chunks, embeddings, index, keyword, spans, sentence_vectors,
+                       sentence_keyword)
 
 
 def scan(settings: Settings) -> tuple[list[tuple[Path, str, dict[str, Any] | None]], list[str]]:
@@ -232,6 +261,7 @@ def _build_locked(
     prev_manifest: dict[str, Any] = {}
     prev_chunks: dict[str, list[Chunk]] = {}
     prev_vectors: dict[str, np.ndarray] = {}
+    prev_sentence_vectors: dict[str, np.ndarray] = {}
     if previous_folder is not None and not full:
         try:
             prev_manifest = read_manifest(previous_folder)
@@ -243,6 +273,10 @@ def _build_locked(
             for chunk, vector in zip(old_chunks, old_vectors, strict=True):
                 prev_chunks.setdefault(chunk.doc_id, []).append(chunk)
                 prev_vectors[_text_key(chunk.embed_text())] = vector
+            old_spans = np.load(previous_folder / "sentence_spans.npy", allow_pickle=False)
+            old_sentence_vectors = np.load(previous_folder / "sentence_embeddings.npy", allow_pickle=False)
+            for (ci, a, b), vector in zip(old_spans, old_sentence_vectors, strict=True):
+                prev_sentence_vectors[_text_key(old_chunks[int(ci)].text[int(a) : int(b)])] = vector
         else:
             prev_manifest = {}
     prev_docs_by_file = {d["file"]: (doc_id, d) for doc_id, d in prev_manifest.get("documents", {}).items()}
@@ -274,7 +308,7 @@ def _build_locked(
                     all_chunks.extend(prev_chunks[doc_id])
                     used_ids.add(doc_id)
                 continue
-            except Exception as exc:  # noqa: BLE001 - one bad file never stops the others
+            except Exception as exc:
                 failed[path.name] = sha
                 report.errors.append(f"{path.name}: could not be read ({type(exc).__name__}: {exc})")
                 continue
@@ -309,20 +343,35 @@ def _build_locked(
     keys = [_text_key(t) for t in texts]
     missing = sorted({k: i for i, k in enumerate(keys) if k not in prev_vectors}.values())
     vectors: dict[str, np.ndarray] = {k: prev_vectors[k] for k in keys if k in prev_vectors}
-    model_dim: int | None = None
     if missing:
         model = embedder()
-        model_dim = model.dimension
         echo(f"Embedding {len(missing)} passages with {settings.embedding.model} ...")
         new = model.encode([texts[i] for i in missing], progress=progress)
         for i, vector in zip(missing, new, strict=True):
             vectors[keys[i]] = vector
     report.embedded = len(missing)
     report.reused = len(all_chunks) - len(missing)
-    dim = model_dim or (next(iter(vectors.values())).shape[0] if vectors else 0)
     if not all_chunks:
         raise DocumentError(settings.paths.corpus_dir, "no document in the corpus could be indexed")
     matrix = np.stack([vectors[k] for k in keys]).astype(np.float32)
+    dim = int(matrix.shape[1])
+
+    spans = [(ci, s.start, s.end) for ci, c in enumerate(all_chunks) for s in split_sentences(c.text, ci)]
+    sentence_texts = [all_chunks[ci].text[a:b] for ci, a, b in spans]
+    sentence_keys = [_text_key(t) for t in sentence_texts]
+    todo = sorted({k: i for i, k in enumerate(sentence_keys) if k not in prev_sentence_vectors}.values())
+    sentence_vectors = {k: prev_sentence_vectors[k] for k in sentence_keys if k in prev_sentence_vectors}
+    if todo:
+        echo(f"Embedding {len(todo)} sentences ...")
+        new = embedder().encode([sentence_texts[i] for i in todo], progress=progress)
+        for i, vector in zip(todo, new, strict=True):
+            sentence_vectors[sentence_keys[i]] = vector
+    report.embedded_sentences = len(todo)
+    sentence_matrix = (
+        np.stack([sentence_vectors[k] for k in sentence_keys]).astype(np.float32)
+        if spans else np.zeros((0, dim), dtype=np.float32)
+    )
+    sentence_data = (np.array(spans, dtype=np.int64).reshape(-1, 3), sentence_matrix, sentence_texts)
 
     manifest = {
         "recipe": the_recipe,
@@ -332,7 +381,7 @@ def _build_locked(
         "documents": documents,
         "failed": failed,
     }
-    report.folder = _write_and_swap(index_dir, manifest, all_chunks, matrix)
+    report.folder = _write_and_swap(index_dir, manifest, all_chunks, matrix, sentence_data)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -359,7 +408,13 @@ def _unique_id(meta: DocMeta, chunks: list[Chunk], used: set[str]) -> tuple[DocM
     return meta, [replace(c, doc_id=new_id, chunk_id=f"{new_id}:{i}") for i, c in enumerate(chunks)]
 
 
-def _write_and_swap(index_dir: Path, manifest: dict[str, Any], chunks: list[Chunk], matrix: np.ndarray) -> Path:
+def _write_and_swap(
+    index_dir: Path,
+    manifest: dict[str, Any],
+    chunks: list[Chunk],
+    matrix: np.ndarray,
+    sentence_data: tuple[np.ndarray, np.ndarray, list[str]],
+) -> Path:
     builds = index_dir / "builds"
     builds.mkdir(parents=True, exist_ok=True)
     for stale in builds.glob(".tmp-*"):  # left by a crashed build
@@ -374,6 +429,10 @@ def _write_and_swap(index_dir: Path, manifest: dict[str, Any], chunks: list[Chun
     flat.add(matrix)
     faiss.write_index(flat, str(tmp / "faiss.index"))
     KeywordIndex.build([c.embed_text() for c in chunks]).save(tmp / "bm25")
+    spans, sentence_matrix, sentence_texts = sentence_data
+    np.save(tmp / "sentence_spans.npy", spans, allow_pickle=False)
+    np.save(tmp / "sentence_embeddings.npy", sentence_matrix, allow_pickle=False)
+    KeywordIndex.build(sentence_texts or ["∅"]).save(tmp / "bm25_sentences")
     (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
     _fsync_tree(tmp)
     build_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]

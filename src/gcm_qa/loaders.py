@@ -81,7 +81,7 @@ def _decrypted(reader: object) -> bool:
 
     try:
         return reader.decrypt("") != PasswordType.NOT_DECRYPTED  # type: ignore[attr-defined]
-    except Exception:  # noqa: BLE001 - any failure here means "could not open without a password"
+    except Exception:
         return False
 
 
@@ -104,7 +104,7 @@ def load_docx(path: Path) -> RawDocument:
         document = docx.Document(str(path))
     except (PackageNotFoundError, KeyError, ValueError, OSError) as exc:
         raise DocumentError(path, f"not a readable DOCX file ({exc})") from exc
-    except Exception as exc:  # noqa: BLE001 - zipfile/lxml raise many types for corrupt files
+    except Exception as exc:
         raise DocumentError(path, f"not a readable DOCX file ({type(exc).__name__}: {exc})") from exc
     lines: list[str] = []
     for block in document.iter_inner_content():

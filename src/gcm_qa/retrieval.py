@@ -45,16 +45,42 @@ class Filters:
         )
 
 
+BOILERPLATE = {"bibliography", "references", "acronyms", "contents", "table of contents", "disclaimer",
+               "bibliografía", "referencias", "siglas", "acrónimos", "índice", "contenido"}
+
+
+def is_boilerplate(chunk: Chunk) -> bool:
+    return bool(chunk.section) and chunk.section[0].strip().lower() in BOILERPLATE
+
+
 class Retriever:
     def __init__(self, index: LoadedIndex, embedder: Embedder, settings: RetrievalSettings) -> None:
         self.index = index
         self.embedder = embedder
         self.settings = settings
+        self.priors = np.array(
+            [settings.boilerplate_weight if is_boilerplate(c) else 1.0 for c in index.chunks]
+        )
 
     def mask(self, filters: Filters) -> np.ndarray | None:
         if filters.is_empty():
             return None
         return np.array([filters.accepts(c) for c in self.index.chunks], dtype=bool)
+
+    def best_sentence_scores(
+        self, query: SearchQuery, query_vector: np.ndarray
+    ) -> tuple[np.ndarray | None, np.ndarray]:
+        """Per chunk, the cosine and BM25 score of its best-matching sentence."""
+        spans = self.index.sentence_spans
+        n = len(self.index.chunks)
+        if len(spans) == 0:
+            return None, np.zeros(n)
+        owner = spans[:, 0]
+        best_dense = np.full(n, -1.0)
+        np.maximum.at(best_dense, owner, self.index.sentence_embeddings @ query_vector)
+        best_lexical = np.zeros(n)
+        np.maximum.at(best_lexical, owner, self.index.sentence_keyword.scores(query.keyword))
+        return best_dense, best_lexical
 
     def dense_scores(self, query_vector: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
         """Cosine similarity for the top candidates (exhaustive search; others score -1)."""
@@ -91,9 +117,27 @@ class Retriever:
         lexical_ok = lexical > 0
         if mask is not None:
             lexical_ok &= mask
-        dense_rank = fusion.ranks(np.where(dense_ok, dense, -np.inf), dense_ok, s.candidates)
-        lexical_rank = fusion.ranks(lexical, lexical_ok, s.candidates)
-        fused = fusion.rrf([dense_rank, lexical_rank], [s.dense_weight, s.bm25_weight], s.rrf_k)
+        allowed = mask if mask is not None else np.ones(len(dense), dtype=bool)
+        if s.fusion == "convex":
+            floor = float(dense[dense_ok].min()) if dense_ok.any() else 0.0
+            dense = np.where(dense_ok, dense, floor)
+            best_dense, best_lexical = self.best_sentence_scores(query, query_vector)
+            if best_dense is not None:
+                dense = (1 - s.sentence_dense_weight) * dense + s.sentence_dense_weight * np.maximum(
+                    best_dense, floor
+                )
+                lexical_mix = (1 - s.sentence_bm25_weight) * fusion.minmax(lexical, allowed) + (
+                    s.sentence_bm25_weight * fusion.minmax(best_lexical, allowed)
+                )
+            else:
+                lexical_mix = fusion.minmax(lexical, allowed)
+            fused = s.alpha * fusion.minmax(dense, allowed) + (1 - s.alpha) * lexical_mix
+            fused = np.where(allowed & (dense_ok | lexical_ok), fused + 1e-9, 0.0)
+        else:
+            dense_rank = fusion.ranks(np.where(dense_ok, dense, -np.inf), dense_ok, s.candidates)
+            lexical_rank = fusion.ranks(lexical, lexical_ok, s.candidates)
+            fused = fusion.rrf([dense_rank, lexical_rank], [s.dense_weight, 1.0], s.rrf_k)
+        fused = fused * self.priors
         order = [int(i) for i in np.argsort(-fused, kind="stable") if fused[i] > 0]
         passages: list[Passage] = []
         kept: list[int] = []
