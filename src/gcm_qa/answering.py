@@ -27,6 +27,7 @@ from gcm_qa.settings import AnswerSettings
 from gcm_qa.types import Citation, Passage
 
 NO_ANSWER = "The documents do not answer this."
+MAX_QUOTE_CHARS = 700  # one chunk: longer spans are cited as separate quotes
 
 _CLAUSE_BREAK = re.compile(r"(?<=[,;:—])\s+|\s+(?=—)|\s+(?=\()")
 _ITEM = re.compile(r"^(?:- |\(?\d{1,2}[.)] |\(?[a-z][.)] )")
@@ -194,13 +195,28 @@ def compose(
         seen_text.add(key)
         chosen.append(_Pick(item, text, quote))
         used_chars += len(text) + 5
+    # Sentences quoted from the same passage share one citation whose quote is the exact span of
+    # the passage that covers them (so it can be checked verbatim); spans too far apart to read as
+    # one quote get citations of their own.
     citations: list[Citation] = []
-    by_passage: dict[int, int] = {}
+    spans: list[tuple[int, int]] = []
     parts: list[str] = []
     for pick in chosen:
-        p_index = pick.item.sentence.passage
-        if p_index not in by_passage:
-            c = passages[p_index].chunk
+        sentence = pick.item.sentence
+        passage = passages[sentence.passage]
+        c = passage.chunk
+        at = sentence.start + max(sentence.text.find(pick.quote), 0)
+        span = (at, at + len(pick.quote))
+        n = next(
+            (
+                i + 1
+                for i, cite in enumerate(citations)
+                if cite.chunk_id == c.chunk_id
+                and max(span[1], spans[i][1]) - min(span[0], spans[i][0]) <= MAX_QUOTE_CHARS
+            ),
+            None,
+        )
+        if n is None:
             citations.append(
                 Citation(
                     n=len(citations) + 1,
@@ -210,15 +226,17 @@ def compose(
                     page=c.page_label,
                     quote=pick.quote,
                     score=pick.item.score,
-                    passage_rank=passages[p_index].rank,
+                    passage_rank=passage.rank,
                     chunk_id=c.chunk_id,
                 )
             )
-            by_passage[p_index] = len(citations)
+            spans.append(span)
+            n = len(citations)
         else:
-            cite = citations[by_passage[p_index] - 1]
-            cite.quote = f"{cite.quote} … {pick.quote}"
-        parts.append(f"{pick.text} [{by_passage[p_index]}]")
+            a, b = min(span[0], spans[n - 1][0]), max(span[1], spans[n - 1][1])
+            spans[n - 1] = (a, b)
+            citations[n - 1].quote = c.text[a:b]
+        parts.append(f"{pick.text} [{n}]")
     return " ".join(parts), citations
 
 

@@ -10,8 +10,10 @@ folder (the corpus, the index and the model cache are explicitly blocked).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -61,8 +63,9 @@ __all__ = [
 
 EXAMPLES = [
     "What is the Temporary Protection Status granted by Colombia?",
-    "Which organisations co-organised the regional review meeting?",
+    "Which countries are named as GCM champion countries in the region?",
     "What challenges did States report on migrant detention?",
+    "What does consular staff training in the region emphasise?",
     "¿Qué medidas se tomaron para regularizar a los migrantes venezolanos?",
 ]
 
@@ -80,6 +83,7 @@ APP_CSS = """
 .gcmqa-source .gcmqa-title { font-weight: 600; }
 .gcmqa-source .gcmqa-meta { display: block; font-size: 0.85em; color: var(--body-text-color-subdued);
   margin: 2px 0 6px; }
+.gcmqa-source .gcmqa-page { font-weight: 700; white-space: nowrap; }
 .gcmqa-source .gcmqa-quote { display: block; font-size: 0.93em; line-height: 1.45;
   border-left: 3px solid var(--color-accent); padding-left: 8px; }
 .gcmqa-source .gcmqa-more { display: block; font-size: 0.8em; margin-top: 4px;
@@ -92,6 +96,8 @@ APP_CSS = """
 .gcmqa-source mark, #gcmqa-chat mark { background: #fde68a; color: #1f2937; padding: 0 1px;
   border-radius: 2px; }
 #gcmqa-upload-status p { margin: 4px 0; }
+#gcmqa-chat [data-testid="block-label"] { display: none; }  /* floats over the first message */
+#gcmqa-docs table, #gcmqa-docs th, #gcmqa-docs td, #gcmqa-docs span { font-family: var(--font); }
 """
 
 
@@ -120,6 +126,19 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _discard_uploads(files: Sequence[str] | str | None) -> None:
+    """Delete Gradio's copies of uploaded files once handled (the corpus has its own copy)."""
+    if not files:
+        return
+    folder = Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio").resolve()
+    for f in [files] if isinstance(files, str) else files:
+        path = Path(str(f)).resolve()
+        if folder in path.parents and path.is_file():
+            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                path.parent.rmdir()  # Gradio puts each upload in a folder of its own
 
 
 def build_app(
@@ -171,7 +190,10 @@ def build_app(
         )
 
     def upload(files: list[str] | None, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple[Any, ...]:  # noqa: B008
-        outcome = handle_upload(engine, files, max_upload_mb, progress=progress)
+        try:
+            outcome = handle_upload(engine, files, max_upload_mb, progress=progress)
+        finally:
+            _discard_uploads(files)
         table, authors, languages = refresh_library()
         return outcome.message, table, authors, languages, None
 
@@ -244,7 +266,7 @@ def build_app(
                     interactive=False,
                     wrap=True,
                     elem_id="gcmqa-docs",
-                    column_widths=["34%", "16%", "8%", "14%", "10%", "6%", "6%", "6%"],
+                    column_widths=["30%", "16%", "10%", "14%", "11%", "7%", "6%", "6%"],
                 )
                 files = gr.File(
                     label=f"Upload documents ({UPLOAD_TYPES}; up to {max_upload_mb:g} MB each)",
@@ -259,7 +281,8 @@ def build_app(
         ask_inputs = [question, messages_state, history_state, kind, authors, languages, areas, objectives]
         ask_outputs = [chatbot, messages_state, sources, question, history_state]
         for trigger in (question.submit, ask_btn.click):
-            trigger(respond, ask_inputs, ask_outputs, show_progress="minimal")
+            trigger(respond, ask_inputs, ask_outputs, show_progress="minimal", concurrency_limit=4,
+                    concurrency_id="ask")
         clear_outputs = [chatbot, messages_state, sources, question, history_state]
         clear_btn.click(clear, None, clear_outputs)
         chatbot.clear(clear, None, clear_outputs)  # the chatbot's own trash button
@@ -282,12 +305,14 @@ def launch(settings: Settings, args: argparse.Namespace) -> int:
     paths = settings.paths
     private = [p.expanduser().resolve() for p in (paths.corpus_dir, paths.index_dir, paths.cache_dir)]
     upload_arg = getattr(args, "upload_dir", None)
-    upload_dir = (Path(upload_arg).expanduser() if upload_arg else
-                  Path(tempfile.mkdtemp(prefix="gcm-qa-uploads-"))).resolve()
-    for p in private:
-        if upload_dir == p or upload_dir in p.parents or p in upload_dir.parents:
-            raise ValueError(f"the upload folder {upload_dir} must not contain or sit inside {p}")
-    upload_dir.mkdir(parents=True, exist_ok=True)
+    if upload_arg:
+        upload_dir, temporary = Path(upload_arg).expanduser().resolve(), False
+        for p in private:
+            if upload_dir == p or upload_dir in p.parents or p in upload_dir.parents:
+                raise ValueError(f"the upload folder {upload_dir} must not contain or sit inside {p}")
+        upload_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        upload_dir, temporary = Path(tempfile.mkdtemp(prefix="gcm-qa-uploads-")).resolve(), True
     # Gradio stores uploads (and anything it caches) here and serves files from here only.
     os.environ["GRADIO_TEMP_DIR"] = str(upload_dir)
     os.environ["GRADIO_EXAMPLES_CACHE"] = str(upload_dir / "examples-cache")
@@ -335,4 +360,6 @@ def launch(settings: Settings, args: argparse.Namespace) -> int:
         demo.block_thread()
     finally:
         demo.close()
+        if temporary:
+            shutil.rmtree(upload_dir, ignore_errors=True)
     return 0

@@ -44,16 +44,16 @@ class UploadOutcome:
         lines: list[str] = []
         for name in self.added:
             n = self.chunks.get(name)
-            extra = f" ({n} passages)" if n else ""
-            lines.append(f"✅ Added **{escape_markdown(name)}**{extra}: you can ask about it now.")
+            extra = f" ({n} passage{'s' if n != 1 else ''})" if n else ""
+            lines.append(f"**Added** {escape_markdown(name)}{extra}: you can ask about it now.")
         for note in self.notes:
-            lines.append(f"ℹ️ {escape_markdown(note)}")
+            lines.append(f"**Note:** {escape_markdown(note)}")
         for error in self.errors:
             name, _, reason = error.partition(": ")
             if reason:
-                lines.append(f"❌ Rejected **{escape_markdown(name)}**: {escape_markdown(reason)}")
+                lines.append(f"**Rejected** {escape_markdown(name)}: {escape_markdown(reason)}")
             else:
-                lines.append(f"❌ {escape_markdown(error)}")
+                lines.append(f"**Rejected:** {escape_markdown(error)}")
         if not lines:
             lines.append("Choose one or more files first (PDF, DOCX, TXT or Markdown).")
         return "\n\n".join(lines)
@@ -91,7 +91,7 @@ def _indexed_hashes(engine: Engine) -> dict[str, str]:
     """sha256 -> file name of every indexed document."""
     try:
         docs = engine.index.manifest.get("documents", {})
-    except Exception:
+    except Exception:  # no index yet: nothing can be a duplicate
         return {}
     return {d["sha256"]: d["file"] for d in docs.values() if "sha256" in d}
 
@@ -159,7 +159,7 @@ def handle_upload(
             report(0.1 + 0.9 * i / len(staged), desc=f"Reading and indexing {target.name} ({i + 1}/{len(staged)})")
             try:
                 result = engine.add([target], progress=True)
-            except Exception as exc:
+            except Exception as exc:  # one bad upload must not take the others down
                 outcome.errors.append(f"{target.name}: could not be added ({type(exc).__name__}: {exc})")
                 continue
             outcome.errors.extend(result.errors)

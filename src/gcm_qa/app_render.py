@@ -107,10 +107,10 @@ def format_answer_markdown(answer: Answer, filters: Filters | None = None) -> st
         if n not in cited:
             continue
         parts.append(escape_markdown(answer.answer[pos : m.start()]))
-        parts.append(f" **\\[{n}\\]**")
+        parts.append(f"**\\[{n}\\]**")
         pos = m.end()
     parts.append(escape_markdown(answer.answer[pos:]))
-    lines.append("".join(p for p in parts if p).strip())
+    lines.append(" ".join(p for p in parts if p))
     sources = " · ".join(
         f"\\[{c.n}\\] {escape_markdown(shorten(c.title, 70))}"
         + (f" ({escape_markdown(_where(c))})" if _where(c) else "")

@@ -31,6 +31,12 @@ _ANGLE_URL = re.compile(r"<(https?://[^>\s]+)>")
 _HTML_CELL = re.compile(r"<p>(.*?)</p>", re.S)
 _HTML_TAG = re.compile(r"</?[a-zA-Z][^>]*>")
 _MD_HEADING = re.compile(r"^\s*#{1,6}\s+")
+# Lines that are headings whatever surrounds them: PDF text has no blank line before a heading,
+# so without this "2.4.1 Progress" would be glued to the paragraph above it.
+_HEADING_LINE = re.compile(
+    r"^(?:\d{1,2}(?:\.\d{1,2}){1,3}\.?\s+[A-ZÁÉÍÓÚÑ]"
+    r"|(?:Text\s?box|Box|Table|Annex|Anexo|Cuadro|Tabla|Recuadro)\s+\d+\b)"
+)
 _HYPHEN_BREAK = re.compile(r"(\w)-\n(\w)")
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
 _TERMINAL = tuple(".!?:;)\"”’»")
@@ -47,7 +53,8 @@ class Paragraph:
 
     text: str
     page: int | None
-    kind: str = "text"  # "text", "item" (bullet or enumerated), "table" (row), "footnote"
+    kind: str = "text"  # "text", "item", "table" (row), "footnote", "h1".."h6" (marked heading)
+    page_end: int | None = None  # set when a paragraph re-joined across a page break ends later
 
 
 def _is_private_use(ch: str) -> bool:
@@ -142,14 +149,32 @@ def page_paragraphs(
     for block in _split_blocks(page_text):
         current: list[str] = []
         current_kind = "text"
+        open_heading: list[str] = []  # a heading wrapped onto the next line
+        # PDF text wraps every line at the column width; a line well short of it ended its
+        # paragraph (or is a table row or a caption), unless the next line starts in lower case.
+        width = max(len(ln.rstrip()) for ln in block) if len(block) >= 4 else 0
+        previous = ""
         for line in block:
-            kind = _classify(line)
-            if _header_key(line) in furniture:
-                flush(current, current_kind)
-                flush([line], "text")
-                current_kind = "text"
+            short_before = bool(width) and len(previous.rstrip()) < 0.7 * width and not line.lstrip()[:1].islower()
+            previous = line
+            if open_heading:
+                open_heading.append(line.strip())
+                if not _continues(line):
+                    flush(open_heading, "text")
                 continue
-            if kind in ("table", "item", "footnote") or _MD_HEADING.match(line) or not current:
+            kind = _classify(line)
+            heading = _MD_HEADING.match(line)
+            if heading or _header_key(line) in furniture or (
+                kind != "table" and len(line.strip()) <= 160 and _HEADING_LINE.match(line.strip())
+            ):
+                flush(current, current_kind)
+                current_kind = "text"
+                if not heading and _header_key(line) not in furniture and _continues(line):
+                    open_heading.append(line)
+                    continue
+                flush([line], f"h{heading.group(0).count('#')}" if heading else "text")
+                continue
+            if kind in ("table", "item", "footnote") or not current or short_before:
                 flush(current, current_kind)
                 current_kind = kind
                 current.append(line)
@@ -158,8 +183,19 @@ def page_paragraphs(
                     current_kind = "text"
             else:
                 current.append(line.strip())
+        flush(open_heading, "text")
         flush(current, current_kind)
     return out
+
+
+_CONTINUATION = re.compile(
+    r"(?:[,;:(–-]|\b(?:of|and|the|for|in|on|to|by|with|a|an|de|del|la|el|y|en|para|por))\s*$", re.I
+)
+
+
+def _continues(line: str) -> bool:
+    """A heading line that stops mid-phrase ("..., granted by Colombia,") wraps onto the next."""
+    return bool(_CONTINUATION.search(line.rstrip()))
 
 
 _PAGE_NUMBER = re.compile(r"^(?:page|página|pagina|p\.)?\s*\d{1,4}(?:\s*(?:of|de|/)\s*\d{1,4})?$", re.I)
@@ -172,17 +208,57 @@ def _header_key(text: str) -> str:
 
 
 def find_furniture(lines: Sequence[str], min_repeats: int = 3) -> frozenset[str]:
-    """Keys of short lines repeated across the document: running headers, footers, page numbers.
+    """Keys of running headers in a text without pages: short title-like lines repeated anywhere.
 
-    Bulleted lines are never furniture: a list may legitimately repeat an item ("- 23. Strengthen
-    international cooperation..." closes the objective list of all five thematic areas).
+    A header reads like a title: three words or more and no final punctuation, so a questionnaire
+    answering "Sí." three times keeps its answers. Bulleted lines are never furniture: a list may
+    legitimately repeat an item ("- 23. Strengthen international cooperation..." closes the
+    objective list of all five thematic areas). Bare page numbers count when they repeat.
     """
     counts = Counter(
         _header_key(line)
         for line in lines
-        if 0 < len(line.strip()) <= 120 and not _BULLET.match(line) and "\t" not in line.strip()
+        if 0 < len(line.strip()) <= 120
+        and not _BULLET.match(line)
+        and "\t" not in line.strip()
+        and (
+            _PAGE_NUMBER.match(line.strip())
+            or (len(line.split()) >= 3 and not line.rstrip().endswith((".", "?", "!", ";", ",")))
+        )
     )
     return frozenset(k for k, n in counts.items() if n >= min_repeats)
+
+
+EDGE_LINES = 2
+
+
+def _edges(text: str) -> list[str]:
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return lines[:EDGE_LINES] + lines[-EDGE_LINES:] if len(lines) > 2 * EDGE_LINES else lines
+
+
+def page_furniture(pages: Sequence[tuple[int | None, str]]) -> frozenset[str]:
+    """Keys of running headers and footers in a paginated document: lines among the first or last
+    two of a page that recur at the edges of a third of the pages (at least 3; 2 in a document of
+    2-3 pages).
+
+    Only page edges are looked at, so body text that repeats (a blind-text sample, a refrain in a
+    questionnaire) is never taken for a header.
+    """
+    per_page = [{_header_key(ln) for ln in _edges(text)} for _, text in pages]
+    counts = Counter(k for keys in per_page for k in keys)
+    needed = 2 if len(pages) < 4 else max(3, -(-len(pages) // 3))
+    return frozenset(k for k, n in counts.items() if n >= needed and len(k) <= 120)
+
+
+def strip_page_numbers(text: str) -> str:
+    """Drop a bare page number printed as the first or last line of a page."""
+    lines = text.splitlines()
+    filled = [i for i, ln in enumerate(lines) if ln.strip()]
+    for i in (filled[:1] + filled[-1:]) if filled else []:
+        if _PAGE_NUMBER.match(lines[i].strip()):
+            lines[i] = ""
+    return "\n".join(lines)
 
 
 def drop_running_headers(paragraphs: Sequence[Paragraph], furniture: frozenset[str]) -> list[Paragraph]:
@@ -225,7 +301,10 @@ def merge_broken_paragraphs(paragraphs: Sequence[Paragraph]) -> list[Paragraph]:
             and not last.text.endswith(_TERMINAL)
             and p.text[:1].islower()
         ):
-            out[-1] = Paragraph(f"{last.text} {p.text}", last.page, last.kind)
+            end_page = p.page_end or p.page
+            out[-1] = Paragraph(
+                f"{last.text} {p.text}", last.page, last.kind, end_page if end_page != last.page else last.page_end
+            )
         else:
             out.extend(pending_notes)
             pending_notes = []
@@ -261,7 +340,12 @@ def fill_down_table_rows(paragraphs: Sequence[Paragraph]) -> list[Paragraph]:
 
 def clean_pages(pages: Sequence[tuple[int | None, str]]) -> list[Paragraph]:
     """The whole cleaning pipeline, from (page number, raw page text) pairs to paragraphs."""
-    furniture = find_furniture([line for _, text in pages for line in text.splitlines()])
+    paginated = len(pages) >= 2 and all(page is not None for page, _ in pages)
+    if paginated:
+        pages = [(page, strip_page_numbers(text)) for page, text in pages]
+        furniture = page_furniture(pages)
+    else:
+        furniture = find_furniture([line for _, text in pages for line in text.splitlines()])
     paragraphs: list[Paragraph] = []
     for page, text in pages:
         paragraphs.extend(page_paragraphs(text, page, furniture))

@@ -111,9 +111,18 @@ class Layout:
     text: str
     spans: tuple[tuple[int, int, int | None, str], ...]  # (start, end, page, kind) per paragraph
     sections: tuple[Section, ...]
+    page_ends: tuple[int | None, ...] = ()  # last page of each paragraph, when it runs on
 
     def page_range(self, start: int, end: int) -> tuple[int | None, int | None]:
-        pages = [pg for s, e, pg, _ in self.spans if s < end and e > start and pg is not None]
+        pages: list[int] = []
+        for i, (s, e, pg, _) in enumerate(self.spans):
+            if s < end and e > start and pg is not None:
+                pages.append(pg)
+                last = self.page_ends[i] if i < len(self.page_ends) else None
+                if last is not None:
+                    # a paragraph re-joined across a page break: this chunk reaches the later page
+                    # only if it covers text after the paragraph's first half
+                    pages.append(last if end > s + (e - s) // 2 else pg)
         return (min(pages), max(pages)) if pages else (None, None)
 
 
@@ -149,4 +158,4 @@ def layout(paragraphs: Sequence[Paragraph]) -> Layout:
     text = "\n\n".join(parts)
     if len(text) > current_start:
         sections.append(Section(current_path, current_start, len(text)))
-    return Layout(text, tuple(spans), tuple(sections))
+    return Layout(text, tuple(spans), tuple(sections), tuple(p.page_end for p in paragraphs))

@@ -1,0 +1,446 @@
+"""Building the index: incremental reuse, bad files, metadata, and crash safety."""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from gcm_qa import index_store
+from gcm_qa.engine import Engine
+from gcm_qa.query import prepare
+
+PDF_DIR = Path(__file__).parent / "fixtures" / "pdf"
+REPORT = Path(__file__).resolve().parents[1] / "corpus" / "gcm-regional-review-lac-2022.txt"
+
+DOCS = {
+    "informe-argentina.txt": (
+        "Informe voluntario de Argentina\n\n"
+        "The Patria Grande programme regularised the status of more than 400,000 migrants from MERCOSUR "
+        "countries. Applications are filed online and a provisional residence is granted while they are "
+        "processed, so applicants can work legally from the first day.\n\n"
+        "The National Directorate of Migration opened twelve regional offices to shorten waiting times. "
+        "Fees were waived for people in vulnerable situations, and mobile teams visited border towns where "
+        "seasonal farm workers live during the harvest.\n\n"
+        "Argentina also reported a national register of migrant workers that feeds the labour statistics "
+        "used to plan employment services and language courses."
+    ),
+    "informe-mexico.txt": (
+        "Informe voluntario de México\n\n"
+        "Mexico reported that children and adolescents in the context of migration are no longer held in "
+        "migration stations. Since the 2020 reform they are referred to the child protection system, which "
+        "places them in shelters run by the DIF family agency.\n\n"
+        "Community-based alternatives to detention were piloted with civil society organisations in "
+        "Tapachula and Tijuana. Families receive case management, legal advice and a monthly cash "
+        "transfer while their procedures are resolved."
+    ),
+    "informe-uruguay.txt": (
+        "Informe voluntario de Uruguay\n\n"
+        "Uruguay applies the Ibero-American Multilateral Convention on Social Security, so pension "
+        "contributions paid in Spain, Portugal or Bolivia count towards a Uruguayan retirement. The social "
+        "security bank processed 3,100 totalisation requests in 2020.\n\n"
+        "A bilateral agreement with Argentina lets frontier workers in Rivera and Salto keep a single health "
+        "coverage on both sides of the border."
+    ),
+}
+NEW_DOC = (
+    "informe-chile.txt",
+    "Informe voluntario de Chile\n\n"
+    "Chile described a humanitarian visa for people displaced by the 2010 earthquake in Haiti and the "
+    "democratic responsibility visa for Venezuelans, issued at consulates in Caracas and Puerto Ordaz.\n\n"
+    "The Migration Law 21.325 of 2021 created the National Migration Service and a policy council that "
+    "meets every year to review the national migration policy.",
+)
+CHANGED_MEXICO = (
+    "Informe voluntario de México\n\n"
+    "Mexico expanded consular protection in the United States with 53 consulates that offer legal "
+    "counselling, identity documents and the Ventanillas de Salud health desks.\n\n"
+    "A mobile consulate programme visited farms in California and Washington during 2021 to issue "
+    "passports and voter cards to agricultural workers."
+)
+
+
+def write_docs(corpus: Path, docs: dict[str, str]) -> None:
+    for name, text in docs.items():
+        (corpus / name).write_text(text, encoding="utf-8")
+
+
+def doc_chunks(engine: Engine, doc_id: str) -> list:
+    return [c for c in engine.index.chunks if c.doc_id == doc_id]
+
+
+def retrieved_doc_ids(engine: Engine, question: str, k: int = 10) -> list[str]:
+    passages = engine._retriever_or_load().search(prepare(question), top_k=k)
+    return [p.chunk.doc_id for p in passages]
+
+
+def sentence_rows(engine: Engine, doc_id: str) -> int:
+    """How many indexed sentences belong to a document's chunks (0 for an index without them)."""
+    spans = getattr(engine.index, "sentence_spans", None)
+    if spans is None:
+        return 0
+    positions = {i for i, c in enumerate(engine.index.chunks) if c.doc_id == doc_id}
+    return sum(int(row[0]) in positions for row in spans)
+
+
+def timed_build(engine: Engine, **kwargs) -> tuple[index_store.BuildReport, int]:
+    """Build, and return the report with the number of passages the build embedded; every text the
+    model saw must be accounted for by the report (passages plus, when indexed, sentences)."""
+    before = engine.embedder.embedded
+    report = engine.build(**kwargs)
+    seen = engine.embedder.embedded - before
+    sentences = getattr(report, "embedded_sentences", 0)
+    assert seen == report.embedded + sentences, (seen, report)
+    return report, report.embedded if seen else 0
+
+
+# --- incremental rebuild -----------------------------------------------------------------------
+
+
+def test_incremental_build_embeds_only_what_changed(make_engine, tmp_path: Path) -> None:
+    engine = make_engine()
+    corpus = tmp_path / "corpus"
+    write_docs(corpus, DOCS)
+
+    first, embedded = timed_build(engine)
+    assert first.documents == 3 and first.errors == [] and not first.up_to_date
+    assert first.embedded == first.chunks == embedded == len(engine.index.chunks)
+    assert sorted(first.changed) == sorted(DOCS)
+    assert {c.doc_id for c in engine.index.chunks} == {
+        "informe-argentina",
+        "informe-mexico",
+        "informe-uruguay",
+    }
+
+    again, embedded = timed_build(engine)
+    assert again.up_to_date and again.embedded == 0 and embedded == 0
+    assert again.reused == again.chunks == first.chunks
+    assert again.folder == first.folder
+    assert "up to date" in again.summary()
+
+    # add a document: only its chunks meet the model
+    (corpus / NEW_DOC[0]).write_text(NEW_DOC[1], encoding="utf-8")
+    added, embedded = timed_build(engine)
+    new_chunks = doc_chunks(engine, "informe-chile")
+    assert new_chunks
+    assert added.changed == [NEW_DOC[0]]
+    assert added.embedded == embedded == len(new_chunks)
+    assert added.reused == first.chunks
+    assert getattr(added, "embedded_sentences", 0) <= sentence_rows(engine, "informe-chile")
+    assert added.chunks == first.chunks + len(new_chunks)
+    assert "informe-chile" in retrieved_doc_ids(engine, "Migration Law 21.325 National Migration Service")[:1]
+
+    # change a document: only its new chunks are embedded
+    (corpus / "informe-mexico.txt").write_text(CHANGED_MEXICO, encoding="utf-8")
+    changed, embedded = timed_build(engine)
+    mexico = doc_chunks(engine, "informe-mexico")
+    assert changed.changed == ["informe-mexico.txt"]
+    assert changed.embedded == embedded == len(mexico)
+    assert getattr(changed, "embedded_sentences", 0) <= sentence_rows(engine, "informe-mexico")
+    assert all("migration stations" not in c.text for c in engine.index.chunks)
+    assert any("Ventanillas de Salud" in c.text for c in mexico)
+
+    # remove a document: nothing is embedded and its passages are gone
+    assert "informe-uruguay" in retrieved_doc_ids(engine, "Uruguay social security totalisation pensions")
+    (corpus / "informe-uruguay.txt").unlink()
+    removed, embedded = timed_build(engine)
+    assert removed.removed == ["informe-uruguay.txt"]
+    assert removed.embedded == embedded == 0
+    assert not doc_chunks(engine, "informe-uruguay")
+    assert "informe-uruguay" not in retrieved_doc_ids(engine, "Uruguay social security totalisation pensions")
+    assert removed.documents == 3
+    assert index_store.load_index(tmp_path / "index").manifest["documents"].keys() == {
+        "informe-argentina",
+        "informe-mexico",
+        "informe-chile",
+    }
+
+
+def test_changing_chunk_size_rebuilds_everything(make_engine, tmp_path: Path) -> None:
+    engine = make_engine()
+    write_docs(tmp_path / "corpus", DOCS)
+    first, _ = timed_build(engine)
+    assert not index_store.is_stale(engine.settings)
+
+    smaller = make_engine(chunking={"chunk_chars": 300, "overlap_chars": 50})
+    assert index_store.is_stale(smaller.settings)
+    report, embedded = timed_build(smaller)
+    assert not report.up_to_date
+    assert report.reused == 0
+    assert report.embedded == embedded == report.chunks == len(smaller.index.chunks)
+    assert report.chunks > first.chunks
+    assert smaller.index.manifest["recipe"]["chunk_chars"] == 300
+    assert all(len(c.text) <= 300 for c in smaller.index.chunks)
+
+
+def test_full_rebuild_reembeds_everything(make_engine, tmp_path: Path) -> None:
+    engine = make_engine()
+    write_docs(tmp_path / "corpus", DOCS)
+    first, _ = timed_build(engine)
+    full, embedded = timed_build(engine, full=True)
+    assert not full.up_to_date
+    assert full.embedded == embedded == first.chunks
+
+
+def test_ensure_index_builds_only_when_stale(make_engine, tmp_path: Path) -> None:
+    engine = make_engine()
+    write_docs(tmp_path / "corpus", DOCS)
+    assert index_store.is_stale(engine.settings)
+    assert engine.ensure_index() is not None
+    assert engine.ensure_index() is None
+    (tmp_path / "corpus" / NEW_DOC[0]).write_text(NEW_DOC[1], encoding="utf-8")
+    report = engine.ensure_index()
+    assert report is not None and report.changed == [NEW_DOC[0]]
+    assert doc_chunks(engine, "informe-chile")
+
+
+# --- metadata ------------------------------------------------------------------------------------
+
+
+MANIFEST = """
+[[document]]
+file = "informe-argentina.txt"
+doc_id = "ar-2021"
+title = "Informe voluntario de la República Argentina"
+kind = "questionnaire"
+author = "Argentina"
+stakeholder = "State"
+language = "es"
+year = 2021
+"""
+
+
+def test_manifest_metadata_reaches_every_chunk_and_can_change_without_reembedding(
+    make_engine, tmp_path: Path
+) -> None:
+    engine = make_engine()
+    corpus = tmp_path / "corpus"
+    write_docs(corpus, DOCS)
+    (corpus / "manifest.toml").write_text(MANIFEST, encoding="utf-8")
+    timed_build(engine)
+    argentina = doc_chunks(engine, "ar-2021")
+    assert argentina
+    for c in argentina:
+        assert (c.title, c.kind, c.author, c.stakeholder, c.language) == (
+            "Informe voluntario de la República Argentina",
+            "questionnaire",
+            "Argentina",
+            "State",
+            "es",
+        )
+        assert c.chunk_id.startswith("ar-2021:")
+    mexico = doc_chunks(engine, "informe-mexico")
+    assert mexico and all(c.author == "Mexico" and c.stakeholder == "State" for c in mexico)
+    assert mexico[0].title == "Informe voluntario de México"
+
+    (corpus / "manifest.toml").write_text(
+        MANIFEST.replace('author = "Argentina"', 'author = "Argentine Republic"'), encoding="utf-8"
+    )
+    assert index_store.is_stale(engine.settings)
+    report, embedded = timed_build(engine)
+    assert not report.up_to_date
+    assert report.embedded == embedded == 0
+    assert {c.author for c in doc_chunks(engine, "ar-2021")} == {"Argentine Republic"}
+
+
+def test_malformed_manifest_is_an_error(make_engine, tmp_path: Path) -> None:
+    engine = make_engine()
+    write_docs(tmp_path / "corpus", DOCS)
+    (tmp_path / "corpus" / "manifest.toml").write_text('[[document]]\nfile = "x.txt"\nkind = "memo"\n')
+    with pytest.raises(ValueError, match="kind must be one of"):
+        engine.build()
+
+
+# --- bad files -----------------------------------------------------------------------------------
+
+
+def test_one_bad_file_is_reported_and_the_others_indexed(make_engine, tmp_path: Path) -> None:
+    engine = make_engine()
+    corpus = tmp_path / "corpus"
+    write_docs(corpus, DOCS)
+    for name in (
+        "derived-truncated.pdf",
+        "libreoffice-writer-password.pdf",
+        "imagemagick-CCITTFaxDecode.pdf",
+    ):
+        shutil.copy(PDF_DIR / name, corpus / name)
+    report, _ = timed_build(engine)
+    assert report.documents == 3
+    assert len(report.errors) == 3
+    by_file = {e.split(":", 1)[0]: e for e in report.errors}
+    assert "damaged" in by_file["derived-truncated.pdf"]
+    assert "password" in by_file["libreoffice-writer-password.pdf"]
+    assert "no extractable text" in by_file["imagemagick-CCITTFaxDecode.pdf"]
+    assert "3 file(s) skipped" in report.summary()
+    assert {c.doc_id for c in engine.index.chunks} == {
+        "informe-argentina",
+        "informe-mexico",
+        "informe-uruguay",
+    }
+
+    # the same bad files do not force a rebuild every time, but are still reported
+    assert not index_store.is_stale(engine.settings)
+    again, embedded = timed_build(engine)
+    assert again.up_to_date and embedded == 0
+    assert len(again.errors) == 3
+
+
+def test_previously_indexed_document_that_becomes_corrupt_keeps_its_chunks(
+    make_engine, tmp_path: Path
+) -> None:
+    engine = make_engine()
+    corpus = tmp_path / "corpus"
+    write_docs(corpus, {"informe-mexico.txt": DOCS["informe-mexico.txt"]})
+    shutil.copy(PDF_DIR / "derived-shifted-xref.pdf", corpus / "informe-paraguay.pdf")
+    timed_build(engine)
+    before = [c.to_dict() for c in doc_chunks(engine, "informe-paraguay")]
+    assert before
+
+    shutil.copy(PDF_DIR / "derived-truncated.pdf", corpus / "informe-paraguay.pdf")
+    report, embedded = timed_build(engine)
+    assert embedded == 0
+    assert len(report.errors) == 1
+    assert report.errors[0].startswith("informe-paraguay.pdf: damaged")
+    assert "kept the previously indexed version" in report.errors[0]
+    assert [c.to_dict() for c in doc_chunks(engine, "informe-paraguay")] == before
+    assert "informe-paraguay" in retrieved_doc_ids(engine, "Lorem ipsum dolor sit amet")
+
+    # still kept on the next build, and a repaired file replaces it
+    again, _ = timed_build(engine)
+    assert [c.to_dict() for c in doc_chunks(engine, "informe-paraguay")] == before
+    assert "kept the previously indexed version" in again.errors[0]
+    (corpus / "informe-paraguay.pdf").unlink()
+    (corpus / "informe-paraguay.txt").write_text(
+        "Paraguay reported a new migration law in 2022.", encoding="utf-8"
+    )
+    fixed, _ = timed_build(engine)
+    assert fixed.errors == []
+    assert [c.text for c in doc_chunks(engine, "informe-paraguay")] == [
+        "Paraguay reported a new migration law in 2022."
+    ]
+
+
+def test_add_rejects_a_bad_file_without_copying_it(make_engine, tmp_path: Path) -> None:
+    engine = make_engine()
+    write_docs(tmp_path / "corpus", DOCS)
+    engine.build()
+    incoming = tmp_path / "uploads"
+    incoming.mkdir()
+    (incoming / NEW_DOC[0]).write_text(NEW_DOC[1], encoding="utf-8")
+    shutil.copy(PDF_DIR / "derived-truncated.pdf", incoming / "broken.pdf")
+    result = engine.add([incoming / NEW_DOC[0], incoming / "broken.pdf"])
+    assert result.added == [NEW_DOC[0]]
+    assert len(result.errors) == 1 and result.errors[0].startswith("broken.pdf: damaged")
+    assert not (tmp_path / "corpus" / "broken.pdf").exists()
+    assert (tmp_path / "corpus" / NEW_DOC[0]).read_text(encoding="utf-8") == NEW_DOC[1]
+    assert result.report is not None and result.report.changed == [NEW_DOC[0]]
+    manifest = (tmp_path / "corpus" / "manifest.toml").read_text(encoding="utf-8")
+    assert 'file = "informe-chile.txt"' in manifest and "broken.pdf" not in manifest
+    assert doc_chunks(engine, "informe-chile")
+
+
+def test_empty_corpus_and_missing_corpus(make_engine, tmp_path: Path) -> None:
+    engine = make_engine()
+    with pytest.raises(Exception, match="no document in the corpus could be indexed"):
+        engine.build()
+    assert index_store.current_folder(tmp_path / "index") is None
+    shutil.rmtree(tmp_path / "corpus")
+    with pytest.raises(FileNotFoundError, match="corpus folder not found"):
+        engine.build()
+
+
+# --- crash safety --------------------------------------------------------------------------------
+
+
+def _report_excerpt(chars: int) -> str:
+    text = REPORT.read_text(encoding="utf-8")
+    start = text.index("1. Migration in Latin America and the Caribbean\n")
+    return text[start : start + chars]
+
+
+def test_killed_build_leaves_the_previous_index_whole(make_engine, tmp_path: Path, cache_dir: Path) -> None:
+    engine = make_engine()
+    corpus, index_dir = tmp_path / "corpus", tmp_path / "index"
+    write_docs(corpus, DOCS)
+    first = engine.build()
+    good_folder = index_store.current_folder(index_dir)
+    assert good_folder is not None
+
+    # about 50 passages and 200 sentences: seconds of embedding
+    (corpus / "informe-regional-extracto.txt").write_text(_report_excerpt(25_000), encoding="utf-8")
+    cmd = [
+        sys.executable,
+        "-m",
+        "gcm_qa.cli",
+        "index",
+        "--no-progress",
+        "--corpus",
+        str(corpus),
+        "--index-dir",
+        str(index_dir),
+        "--cache-dir",
+        str(cache_dir),
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr], daemon=True)
+    reader.start()
+    seen: list[str] = []
+    deadline = time.monotonic() + 120
+    try:
+        while not any("Embedding" in line for line in seen):
+            assert time.monotonic() < deadline, f"no 'Embedding' line on stderr: {seen}"
+            assert proc.poll() is None, f"index exited early with {proc.returncode}: {seen}"
+            try:
+                seen.append(lines.get(timeout=0.5))
+            except queue.Empty:
+                continue
+        time.sleep(0.5)
+        assert proc.poll() is None, "the build finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+    link = index_dir / "current"
+    assert link.is_symlink() and link.exists()
+    assert index_store.current_folder(index_dir) == good_folder
+    loaded = index_store.load_index(index_dir)
+    assert len(loaded.chunks) == first.chunks
+    assert loaded.faiss_index.ntotal == first.chunks
+    assert set(loaded.manifest["documents"]) == {"informe-argentina", "informe-mexico", "informe-uruguay"}
+    assert [p.name for p in (index_dir / "builds").iterdir() if not p.name.startswith(".tmp-")] == [
+        good_folder.name
+    ]
+
+    # a crash while writing leaves a .tmp-* folder behind; the next build clears it
+    leftover = index_dir / "builds" / ".tmp-deadbeef"
+    leftover.mkdir()
+    (leftover / "chunks.jsonl").write_text("{partial", encoding="utf-8")
+    report, embedded = timed_build(engine)
+    assert report.errors == [] and report.changed == ["informe-regional-extracto.txt"]
+    extract = doc_chunks(engine, "informe-regional-extracto")
+    assert len(extract) > 30
+    assert embedded == report.embedded == len(extract)
+    assert report.chunks == first.chunks + len(extract)
+    assert not list((index_dir / "builds").glob(".tmp-*"))
+    assert not good_folder.exists()
+    assert [p.name for p in (index_dir / "builds").iterdir()] == [index_store.current_folder(index_dir).name]
+    assert len(index_store.load_index(index_dir).chunks) == report.chunks

@@ -1,0 +1,139 @@
+"""Query preparation: Spanish questions and conversational follow-ups."""
+
+from __future__ import annotations
+
+import pytest
+
+from gcm_qa.engine import Engine
+from gcm_qa.query import is_spanish, needs_context, prepare, rewrite_followup, translate_terms
+
+SPANISH = [
+    "¿Qué es el Estatuto Temporal de Protección para venezolanos en Colombia?",
+    "¿Cuántas personas participaron en el examen regional?",
+    "Informe de los países sobre migración",
+    "alternativas a la detención de niños migrantes",
+]
+ENGLISH = [
+    "What is the Temporary Protection Status granted by Colombia?",
+    "How many people participated in the regional review?",
+    "Which countries reported alternatives to detention?",
+    "Ibero-American Multilateral Convention on Social Security",
+]
+
+
+@pytest.mark.parametrize("question", SPANISH)
+def test_spanish_is_detected(question: str) -> None:
+    assert is_spanish(question)
+
+
+@pytest.mark.parametrize("question", ENGLISH)
+def test_english_is_not_mistaken_for_spanish(question: str) -> None:
+    assert not is_spanish(question)
+
+
+def test_glossary_turns_spanish_terms_into_english_search_terms() -> None:
+    assert translate_terms("¿Qué es el Estatuto Temporal de Protección?").split()[1:4] == [
+        "temporary",
+        "protection",
+        "status",
+    ]
+    english = translate_terms("¿Qué alternativas a la detención de niños migrantes existen?")
+    assert "alternatives to detention" in english and "children" in english and "migrants" in english
+    assert "¿" not in english and " la " not in f" {english} "
+    # longest phrase wins: the convention is translated as one name, not word by word
+    assert "ibero-american multilateral convention on social security" in translate_terms(
+        "el Convenio Multilateral Iberoamericano de Seguridad Social"
+    )
+    # accents do not matter
+    assert (
+        translate_terms("detencion migratoria")
+        == translate_terms("detención migratoria")
+        == "migration detention"
+    )
+
+
+def test_prepare_keeps_the_spanish_words_for_the_keyword_search() -> None:
+    q = prepare("  ¿Cuántas personas   participaron en el examen regional? ")
+    assert q.spanish
+    assert q.question == "¿Cuántas personas participaron en el examen regional?"
+    assert "how many" in q.dense and "regional review" in q.dense
+    assert q.keyword.startswith(q.dense) and q.keyword.endswith(q.question)
+
+
+def test_prepare_leaves_english_alone() -> None:
+    q = prepare("What is the Temporary Protection Status?")
+    assert not q.spanish
+    assert q.dense == q.keyword == q.question == "What is the Temporary Protection Status?"
+
+
+@pytest.mark.parametrize(
+    ("question", "previous", "expected"),
+    [
+        (
+            "and what about children?",
+            "What challenges did States report on detention?",
+            "What challenges did States report on detention — children",
+        ),
+        (
+            "What about Mexico?",
+            "Which countries created alternatives to detention?",
+            "Which countries created alternatives to detention — Mexico",
+        ),
+        (
+            "¿Y para los niños?",
+            "¿Qué dice el informe sobre la detención?",
+            "¿Qué dice el informe sobre la detención — los niños",
+        ),
+        ("And?", "How many people participated?", "How many people participated"),
+    ],
+)
+def test_follow_up_borrows_the_previous_subject(question: str, previous: str, expected: str) -> None:
+    assert needs_context(question)
+    assert rewrite_followup(question, ["An older question?", previous]) == expected
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "What is the Temporary Protection Status granted by Colombia in 2021?",
+        "Android apps used by migrants to send remittances",
+        "Which countries signed the Ibero-American Multilateral Convention on Social Security?",
+    ],
+)
+def test_standalone_questions_are_not_rewritten(question: str) -> None:
+    assert not needs_context(question)
+    assert rewrite_followup(question, ["What challenges did States report on detention?"]) == question
+
+
+def test_no_history_means_no_rewrite() -> None:
+    assert rewrite_followup("and what about children?", []) == "and what about children?"
+
+
+# --- through the engine, on the full report ----------------------------------------------------------
+
+
+def test_spanish_question_finds_the_english_passage(report_engine: Engine) -> None:
+    answer = report_engine.ask(
+        "¿Qué decreto creó el Estatuto Temporal de Protección para venezolanos en Colombia?"
+    )
+    assert not answer.abstained
+    assert any("Decree 216 of 2021" in p.chunk.text for p in answer.passages)
+
+
+def test_spanish_question_on_social_security(report_engine: Engine) -> None:
+    answer = report_engine.ask("¿Qué convenio multilateral iberoamericano de seguridad social se menciona?")
+    assert any(
+        "Ibero-American Multilateral Convention on Social Security" in p.chunk.text
+        for p in answer.passages[:3]
+    )
+
+
+def test_follow_up_through_the_engine(report_engine: Engine) -> None:
+    first = "What challenges did States report on migrant detention?"
+    answer = report_engine.ask("and what about children?", history=[first])
+    assert answer.query == "What challenges did States report on migrant detention — children"
+    assert answer.to_dict()["query"] == answer.query
+    assert answer.passages
+    assert any("detention" in p.chunk.text.lower() for p in answer.passages)
+    plain = report_engine.ask(first)
+    assert "query" not in plain.to_dict()

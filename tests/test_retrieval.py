@@ -1,0 +1,182 @@
+"""Hybrid retrieval, filters, de-duplication and abstention on the full report."""
+
+from __future__ import annotations
+
+import pytest
+
+from gcm_qa.engine import Engine, QuestionError
+from gcm_qa.retrieval import Filters
+from gcm_qa.types import Passage
+
+KNOWN = [
+    (
+        "What decree created the Temporary Protection Status for Venezuelans in Colombia?",
+        "Decree 216 of 2021",
+    ),
+    (
+        "How many people participated in the Regional Review meeting held from April 26 to 28, 2021?",
+        "936 people",
+    ),
+    (
+        "What is the sex ratio of the emigrant population from Latin America and the Caribbean?",
+        "93.3 men every 100 women",
+    ),
+    (
+        "Which multilateral convention on social security did countries mention?",
+        "Ibero-American Multilateral Convention on Social Security",
+    ),
+    ("How many Venezuelans in Colombia have an irregular status?", "over 56% of Venezuelans"),
+    ("What demands did the Bloque Latinoamericano raise?", "Non-regression in the migration policy"),
+]
+OFF_TOPIC = [
+    "What is the capital of France?",
+    "Who won the 2018 football World Cup?",
+    "How do I bake sourdough bread at home?",
+]
+
+
+def ranks_of(passages: list[Passage], needle: str) -> list[int]:
+    return [p.rank for p in passages if needle in p.chunk.text]
+
+
+@pytest.mark.parametrize(("question", "needle"), KNOWN)
+def test_known_passage_is_in_the_top_five(report_engine: Engine, question: str, needle: str) -> None:
+    answer = report_engine.ask(question, top_k=5)
+    assert len(answer.passages) == 5
+    assert [p.rank for p in answer.passages] == [1, 2, 3, 4, 5]
+    assert ranks_of(answer.passages, needle), [p.chunk.text[:80] for p in answer.passages]
+    assert not answer.abstained
+
+
+def test_scores_are_sorted_and_both_retrievers_contribute(report_engine: Engine) -> None:
+    passages = report_engine.ask("Temporary Protection Status Decree 216", top_k=10).passages
+    scores = [p.score for p in passages]
+    assert scores == sorted(scores, reverse=True)
+    assert any(p.bm25_score for p in passages) and any(p.dense_score for p in passages)
+
+
+def test_exact_number_is_found_by_keyword(report_engine: Engine) -> None:
+    passages = report_engine.ask("129.3 male immigrants", top_k=5).passages
+    assert ranks_of(passages, "129.3 male immigrants")[:1] == [1]
+
+
+def test_top_k_is_respected(report_engine: Engine) -> None:
+    assert len(report_engine.ask("border management", top_k=2).passages) == 2
+    assert len(report_engine.ask("border management", top_k=12).passages) == 12
+
+
+# --- filters -------------------------------------------------------------------------------------------
+
+
+def test_kind_filter(report_engine: Engine) -> None:
+    question = "What did countries report about regularisation?"
+    assert all(
+        p.chunk.kind == "report"
+        for p in report_engine.ask(question, filters=Filters(kind=("report",))).passages
+    )
+    answer = report_engine.ask(question, filters=Filters(kind=("questionnaire",)))
+    assert answer.passages == [] and answer.abstained and answer.citations == []
+
+
+def test_section_filter(report_engine: Engine) -> None:
+    passages = report_engine.ask(
+        "What challenges exist in border management?", top_k=8, filters=Filters(section="2.3 Thematic area 3")
+    ).passages
+    assert len(passages) == 8
+    assert all("2.3 Thematic area 3" in p.chunk.section_label for p in passages)
+    assert report_engine.ask("detention", filters=Filters(section="no such section")).passages == []
+
+
+def test_area_filter(report_engine: Engine) -> None:
+    unfiltered = report_engine.ask("alternatives to detention of children", top_k=10).passages
+    passages = report_engine.ask(
+        "alternatives to detention of children", top_k=10, filters=Filters(areas=(5,))
+    ).passages
+    assert passages and all(5 in p.chunk.areas for p in passages)
+    assert {p.chunk.chunk_id for p in passages} != {p.chunk.chunk_id for p in unfiltered}
+
+
+def test_objective_filter(report_engine: Engine) -> None:
+    passages = report_engine.ask(
+        "What did participants say?", top_k=10, filters=Filters(objectives=(13,))
+    ).passages
+    assert passages and all(13 in p.chunk.objectives for p in passages)
+    assert any("detention" in p.chunk.text.lower() for p in passages)
+
+
+def test_filters_combine(report_engine: Engine) -> None:
+    f = Filters(kind=("report",), areas=(4,), section="Textbox 8")
+    passages = report_engine.ask("temporary protection for Venezuelans", top_k=5, filters=f).passages
+    assert passages
+    for p in passages:
+        assert p.chunk.kind == "report" and 4 in p.chunk.areas and "Textbox 8" in p.chunk.section_label
+
+
+def test_author_and_language_filters(report_engine: Engine) -> None:
+    author = "United Nations Network on Migration (IOM and ECLAC)"
+    assert report_engine.ask("regularisation", filters=Filters(author=(author.upper(),))).passages
+    assert report_engine.ask("regularisation", filters=Filters(author=("Mexico",))).passages == []
+    assert report_engine.ask("regularisation", filters=Filters(language=("es",))).passages == []
+
+
+# --- near-duplicates -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "What decree created the Temporary Protection Status for Venezuelans in Colombia?",
+        "What challenges exist in border management?",
+        "What did countries report about migrant detention?",
+        "Ibero-American Multilateral Convention on Social Security",
+    ],
+)
+def test_no_two_passages_mostly_overlap(report_engine: Engine, question: str) -> None:
+    passages = report_engine.ask(question, top_k=10).passages
+    assert len({p.chunk.chunk_id for p in passages}) == len(passages)
+    for i, a in enumerate(passages):
+        for b in passages[i + 1 :]:
+            if a.chunk.doc_id != b.chunk.doc_id:
+                continue
+            overlap = min(a.chunk.end, b.chunk.end) - max(a.chunk.start, b.chunk.start)
+            shorter = min(a.chunk.end - a.chunk.start, b.chunk.end - b.chunk.start)
+            assert overlap <= 0.6 * shorter, (a.chunk.chunk_id, b.chunk.chunk_id)
+
+
+# --- answers and abstention ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("question", OFF_TOPIC)
+def test_off_topic_question_abstains(report_engine: Engine, question: str) -> None:
+    answer = report_engine.ask(question)
+    assert answer.abstained
+    assert answer.citations == []
+    assert "do not answer" in answer.answer
+    assert not any(ch.isdigit() for ch in answer.answer)
+
+
+def test_answer_quotes_the_number_and_cites_it(report_engine: Engine) -> None:
+    answer = report_engine.ask(
+        "What is the sex ratio of the emigrant population from Latin America and the Caribbean?"
+    )
+    assert not answer.abstained
+    assert "93.3 men every 100 women" in answer.answer
+    assert any("93.3 men every 100 women" in c.quote for c in answer.citations)
+    cite = answer.citations[0]
+    assert cite.doc_id == "gcm-regional-review-lac-2022"
+    assert cite.title.startswith("Report on the regional review")
+    assert cite.section.startswith("1. Migration in Latin America and the Caribbean")
+
+
+def test_answer_sentences_are_not_repeated(report_engine: Engine) -> None:
+    for question, _ in KNOWN:
+        answer = report_engine.ask(question)
+        pieces = [p.strip() for p in answer.answer.replace("…", "").split("]") if p.strip()]
+        bodies = [p.rsplit("[", 1)[0].strip() for p in pieces]
+        assert len(bodies) == len(set(bodies)), (question, answer.answer)
+
+
+@pytest.mark.parametrize("question", ["", "   ", "\n\t", "x" * 2001])
+def test_unusable_question_is_refused(report_engine: Engine, question: str) -> None:
+    with pytest.raises(QuestionError):
+        report_engine.ask(question)
