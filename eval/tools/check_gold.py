@@ -39,7 +39,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_GOLD = HERE.parent / "gold.jsonl"
-DEFAULT_SEED = Path("/work/shared/seeds/000_0c5ef70e8b4c3a1b.txt")
+DEFAULT_SEED = Path(__file__).resolve().parents[2] / "corpus" / "gcm-regional-review-lac-2022.txt"
 
 FIELDS = {"id", "question", "answer", "key_facts", "evidence", "section", "type", "split"}
 TYPES = ["factoid", "numeric", "list", "paraphrase", "multi-hop", "table", "unanswerable", "spanish"]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -53,8 +54,18 @@ from gcm_qa.types import Chunk, DocMeta
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-# Bump when cleaning, structure or chunking code changes what chunks come out of the same file.
-LOADER_VERSION = 2
+# The code that turns a file into chunks and sentences. Its hash is part of the recipe, so an
+# upgrade that changes cleaning or chunking rebuilds the index instead of mixing old and new chunks.
+CHUNKING_MODULES = ("loaders", "cleaning", "structure", "chunking", "sentences", "gcm", "types")
+
+
+@functools.lru_cache(maxsize=1)
+def loader_version() -> str:
+    h = hashlib.sha256()
+    package = Path(__file__).parent
+    for name in CHUNKING_MODULES:
+        h.update((package / f"{name}.py").read_bytes())
+    return h.hexdigest()[:16]
 
 
 class IndexMissingError(Exception):
@@ -120,7 +131,7 @@ def recipe(settings: Settings) -> dict[str, Any]:
     """Everything that shapes the vectors and chunks. Any change means a full rebuild."""
     return {
         "format": FORMAT_VERSION,
-        "loader_version": LOADER_VERSION,
+        "loader_version": loader_version(),
         "model": settings.embedding.model,
         "chunk_chars": settings.chunking.chunk_chars,
         "overlap_chars": settings.chunking.overlap_chars,

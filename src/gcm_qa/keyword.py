@@ -7,6 +7,7 @@ hinge on them, and English stemming lets 'regularisation' meet 'regularise'.
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -30,6 +31,8 @@ STOPWORDS = frozenset(
     cual cuales cuando donde quien quienes este esta estos estas ese esa esos esas le les me mi nos
     qué cuál cuáles cómo dónde cuándo cuántos cuántas hay han ha""".split()
 )
+
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG via print-like handlers
 
 _TOKEN = re.compile(r"\d+(?:[.,/]\d+)*|[a-z]+(?:'[a-z]+)?")
 

@@ -140,6 +140,14 @@ def check_thresholds(result: dict[str, Any], path: Path) -> list[str]:
         value = metric_value(result, name)
         if value > ceiling:
             failures.append(f"{name} = {value:.3f} is above the ceiling {ceiling}")
+    baselines = [b for b in result["retrieval"] if b != "gcm-qa"]
+    for name, margin in floors.get("above_baselines", {}).items():
+        ours = metric_value(result, name)
+        key = name.split(".", 1)[1]
+        for b in baselines:
+            theirs = float(result["retrieval"][b]["overall"][key])
+            if ours - theirs < margin:
+                failures.append(f"{name} = {ours:.3f} is not {margin} above the {b} baseline ({theirs:.3f})")
     return failures
 
 

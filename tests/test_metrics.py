@@ -1,0 +1,67 @@
+"""Evaluation metrics on hand-made inputs."""
+
+from __future__ import annotations
+
+import pytest
+
+from gcm_qa.evaluation import metrics as m
+from gcm_qa.evaluation.gold import contains, norm
+
+
+def test_norm_tolerates_whitespace_punctuation_case_and_ligatures() -> None:
+    assert norm("Decree  216, of 2021.") == norm("decree 216 of 2021")
+    assert contains("The Oﬃcial text:\n\nDelegations of countries | 249", "official text delegations of countries 249")
+
+
+def test_first_hit_rank_and_char_budget() -> None:
+    passages = ["nothing here", "x" * 3990 + " the quote", "the quote again"]
+    assert m.first_hit_rank(passages, ["THE QUOTE"]) == 2
+    assert m.first_hit_rank(passages, ["absent"]) is None
+    # the second passage's quote starts past the 4,000-character budget
+    assert not m.hit_within_chars(["a" * 100, "b" * 3905 + " the quote"], ["the quote"])
+    assert m.hit_within_chars(["a" * 100, "the quote"], ["the quote"])
+
+
+def test_retrieval_summary() -> None:
+    s = m.retrieval_summary([1, 3, None, 7], [True, True, False, False])
+    assert s["hit@1"] == 0.25 and s["hit@3"] == 0.5 and s["hit@5"] == 0.5 and s["hit@10"] == 0.75
+    assert s["mrr@10"] == pytest.approx((1 + 1 / 3 + 1 / 7) / 4)
+    assert s["hit@4000chars"] == 0.5
+
+
+def test_key_fact_recall_and_citation_precision() -> None:
+    assert m.key_fact_recall("In 2021, 936 people attended.", ["936", "50 countries"]) == 0.5
+    evidence = ["in which 936 people, from 50 countries, 18 agencies from the United Nations system"]
+    quotes = ["held from April 26 to 28, 2021, in which 936 people, from 50 countries", "Unrelated sentence here."]
+    assert m.citation_precision(quotes, evidence) == 0.5
+    assert m.citation_precision([], evidence) is None
+
+
+def test_all_evidence_and_percentiles() -> None:
+    assert m.all_evidence_in(["alpha beta", "gamma"], ["alpha", "gamma"])
+    assert not m.all_evidence_in(["alpha beta"], ["alpha", "gamma"])
+    assert m.percentile([1, 2, 3, 4], 50) == 2.5
+    assert m.percentile([], 95) == 0.0
+
+
+def test_thresholds_gate_floors_ceilings_and_baseline_margins(tmp_path) -> None:  # noqa: ANN001
+    from gcm_qa.evaluation.harness import check_thresholds
+
+    result = {
+        "retrieval": {
+            "gcm-qa": {"overall": {"hit@5": 0.9, "mrr@10": 0.8}},
+            "bm25": {"overall": {"hit@5": 0.87, "mrr@10": 0.6}},
+        },
+        "answers": {"overall": {"key_fact_recall": 0.5, "median_answer_chars": 420}},
+    }
+    path = tmp_path / "t.toml"
+    path.write_text(
+        '[min]\n"retrieval.hit@5" = 0.85\n"answers.key_fact_recall" = 0.6\n'
+        '[max]\n"answers.median_answer_chars" = 400\n'
+        '[above_baselines]\n"retrieval.hit@5" = 0.05\n"retrieval.mrr@10" = 0.05\n'
+    )
+    failures = check_thresholds(result, path)
+    assert len(failures) == 3
+    assert any("key_fact_recall" in f and "below" in f for f in failures)
+    assert any("median_answer_chars" in f and "above the ceiling" in f for f in failures)
+    assert any("hit@5" in f and "bm25" in f for f in failures)
