@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from gcm_qa.evaluation import metrics as m
@@ -44,7 +46,7 @@ def test_all_evidence_and_percentiles() -> None:
     assert m.percentile([], 95) == 0.0
 
 
-def test_thresholds_gate_floors_ceilings_and_baseline_margins(tmp_path) -> None:  # noqa: ANN001
+def test_thresholds_gate_floors_ceilings_and_baseline_margins(tmp_path: Path) -> None:
     from gcm_qa.evaluation.harness import check_thresholds
 
     result = {
