@@ -72,17 +72,17 @@ def test_prepare_leaves_english_alone() -> None:
         (
             "and what about children?",
             "What challenges did States report on detention?",
-            "What challenges did States report on detention — children",
+            "children: challenges did States report on detention",
         ),
         (
             "What about Mexico?",
             "Which countries created alternatives to detention?",
-            "Which countries created alternatives to detention — Mexico",
+            "Mexico: countries created alternatives to detention",
         ),
         (
             "¿Y para los niños?",
             "¿Qué dice el informe sobre la detención?",
-            "¿Qué dice el informe sobre la detención — los niños",
+            "los niños: dice el informe sobre la detención",
         ),
         ("And?", "How many people participated?", "How many people participated"),
     ],
@@ -131,7 +131,7 @@ def test_spanish_question_on_social_security(report_engine: Engine) -> None:
 def test_follow_up_through_the_engine(report_engine: Engine) -> None:
     first = "What challenges did States report on migrant detention?"
     answer = report_engine.ask("and what about children?", history=[first])
-    assert answer.query == "What challenges did States report on migrant detention — children"
+    assert answer.query == "children: challenges did States report on migrant detention"
     assert answer.to_dict()["query"] == answer.query
     assert answer.passages
     assert any("detention" in p.chunk.text.lower() for p in answer.passages)

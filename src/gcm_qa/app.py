@@ -17,6 +17,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,7 @@ __all__ = [
     "launch",
     "parse_auth",
     "render_sources_html",
+    "start",
 ]
 
 EXAMPLES = [
@@ -204,7 +206,7 @@ def build_app(
             "## GCM regional review: cited answers\n"
             "Ask about the regional review of the Global Compact for Migration in Latin America and the "
             "Caribbean, and the voluntary reports in the library. Answers quote the documents; every "
-            "sentence carries a marker **[n]** for its source, shown on the right.",
+            "sentence carries a marker **[n]** for its source, detailed in the Sources panel.",
             elem_id="gcmqa-intro",
         )
         with gr.Tabs():
@@ -291,9 +293,28 @@ def build_app(
     return demo
 
 
-def launch(settings: Settings, args: argparse.Namespace) -> int:
-    """Start the chat (blocks until Ctrl+C). ``args`` carries host, port, share, auth,
-    max_upload_mb and upload_dir from ``gcm-qa chat``."""
+@dataclass
+class Running:
+    """A started chat server (see :func:`start`)."""
+
+    demo: gr.Blocks
+    url: str
+    share_url: str | None
+    upload_dir: Path
+    temporary_upload_dir: bool
+
+    def close(self) -> None:
+        self.demo.close()
+        if self.temporary_upload_dir:
+            shutil.rmtree(self.upload_dir, ignore_errors=True)
+
+
+def start(settings: Settings, args: argparse.Namespace, engine: Engine | None = None) -> Running:
+    """Load the index and start serving without blocking; :func:`launch` then waits for Ctrl+C.
+
+    ``engine`` lets a caller share an engine it already has (the tests do); otherwise one is made
+    from ``settings``, and every browser session shares it.
+    """
     host = getattr(args, "host", None) or "127.0.0.1"
     port = int(getattr(args, "port", None) or 7860)
     share = bool(getattr(args, "share", False))
@@ -321,7 +342,8 @@ def launch(settings: Settings, args: argparse.Namespace) -> int:
         print(f"gcm-qa: warning: binding {host} makes the chat reachable from other machines"
               + ("" if auth else "; consider --auth user:password"), file=sys.stderr)
 
-    engine = Engine(settings)
+    if engine is None:
+        engine = Engine(settings)
     print("Loading the index (building it if the corpus changed) ...", file=sys.stderr, flush=True)
     report = engine.ensure_index(progress=sys.stderr.isatty(), echo=lambda m: print(m, file=sys.stderr))
     if report is not None:
@@ -353,13 +375,18 @@ def launch(settings: Settings, args: argparse.Namespace) -> int:
         css=APP_CSS,
         theme=make_theme(),
     )
-    print(f"gcm-qa chat: {local_url} (uploads in {upload_dir}; Ctrl+C to stop)", flush=True)
-    if share_url:
-        print(f"Public share link: {share_url}", flush=True)
+    return Running(demo, local_url, share_url, upload_dir, temporary)
+
+
+def launch(settings: Settings, args: argparse.Namespace) -> int:
+    """``gcm-qa chat``: start the chat and serve until Ctrl+C. ``args`` carries host, port, share,
+    auth, max_upload_mb and upload_dir."""
+    running = start(settings, args)
+    print(f"gcm-qa chat: {running.url} (uploads in {running.upload_dir}; Ctrl+C to stop)", flush=True)
+    if running.share_url:
+        print(f"Public share link: {running.share_url}", flush=True)
     try:
-        demo.block_thread()
+        running.demo.block_thread()
     finally:
-        demo.close()
-        if temporary:
-            shutil.rmtree(upload_dir, ignore_errors=True)
+        running.close()
     return 0

@@ -195,6 +195,8 @@ def cmd_add(args: argparse.Namespace) -> int:
         print(f"gcm-qa: rejected {error}", file=sys.stderr)
     if result.added:
         print(f"Added {len(result.added)} file(s): {', '.join(result.added)}")
+    if result.replaced:
+        print(f"Replaced the earlier version of: {', '.join(result.replaced)}")
     if result.report is not None:
         for error in result.report.errors:
             print(f"gcm-qa: skipped {error}", file=sys.stderr)

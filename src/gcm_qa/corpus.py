@@ -92,7 +92,7 @@ def infer_meta(path: Path, text: str = "", title: str | None = None) -> DocMeta:
             author, stakeholder = country, "State"
             break
     if stakeholder == "other":
-        if any(h in low or h in head for h in CIVIL_SOCIETY_HINTS):
+        if any(re.search(rf"(?<!\w){re.escape(h.strip())}(?!\w)", f"{low} {head}") for h in CIVIL_SOCIETY_HINTS):
             stakeholder = "civil society"
         elif any(re.search(rf"\b{re.escape(h.strip())}\b", low) for h in IGO_HINTS):
             stakeholder = "intergovernmental body"

@@ -6,7 +6,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gcm_qa import corpus, index_store
@@ -32,6 +32,7 @@ class AddResult:
     added: list[str]
     errors: list[str]
     report: BuildReport | None
+    replaced: list[str] = field(default_factory=list)  # files that were already in the corpus
 
 
 class Engine:
@@ -137,7 +138,9 @@ class Engine:
         corpus_dir = self.settings.paths.corpus_dir
         corpus_dir.mkdir(parents=True, exist_ok=True)
         added: list[str] = []
+        replaced: list[str] = []
         errors: list[str] = []
+        backups: dict[Path, Path | None] = {}  # corpus file -> its previous version, for rollback
         entries = corpus.read_manifest(corpus_dir)
         for path in paths:
             path = Path(path)
@@ -151,19 +154,40 @@ class Engine:
                 continue
             target = corpus_dir / path.name
             if path.resolve() != target.resolve():
+                backup = None
+                if target.exists():
+                    replaced.append(path.name)
+                    backup = corpus_dir / f".{path.name}.previous"
+                    shutil.copyfile(target, backup)
+                backups[target] = backup
                 tmp = corpus_dir / f".{path.name}.part"
                 shutil.copyfile(path, tmp)
                 tmp.replace(target)
             if path.name not in entries:
-                entry = {k: v for k, v in meta.to_dict().items() if v is not None}
-                entries[path.name] = entry
+                entries[path.name] = {k: v for k, v in meta.to_dict().items() if v is not None}
             added.append(path.name)
-        if added:
-            corpus.write_manifest(corpus_dir, entries.values())
-        report = self.build(progress=progress) if added else None
-        return AddResult(added, errors, report)
+        manifest_path = corpus_dir / corpus.MANIFEST
+        manifest_before = manifest_path.read_bytes() if manifest_path.exists() else None
+        try:
+            if added:
+                corpus.write_manifest(corpus_dir, entries.values())
+            report = self.build(progress=progress) if added else None
+        except BaseException:
+            # the corpus goes back to what it was, so it never holds files the index does not
+            for target, backup in backups.items():
+                if backup is None:
+                    target.unlink(missing_ok=True)
+                else:
+                    backup.replace(target)
+            if manifest_before is not None:
+                manifest_path.write_bytes(manifest_before)
+            raise
+        for backup in backups.values():
+            if backup is not None:
+                backup.unlink(missing_ok=True)
+        return AddResult(added, errors, report, replaced)
 
     def documents(self) -> list[dict[str, object]]:
         """The indexed documents with their metadata and chunk counts (for the library view)."""
         docs = self.index.manifest["documents"]
-        return [{"doc_id": d, **v["meta"], "chunks": v["chunks"]} for d, v in docs.items()]
+        return [{"doc_id": d, **v["meta"], "chunks": v["chunks"], "sha256": v["sha256"]} for d, v in docs.items()]

@@ -85,6 +85,14 @@ _FOLLOWUP_START = re.compile(
 _PRONOUNS = re.compile(r"\b(?:it|they|them|those|these|this|that|their|its|ellos|ellas|esto|eso|ese|esa)\b", re.I)
 
 
+_QUESTION_OPENING = re.compile(
+    r"^(?:what|which|who|whom|when|where|why|how(?: many| much)?|qu[eé]|cu[aá]l(?:es)?|qui[eé]n(?:es)?|"
+    r"c[oó]mo|cu[aá]nt[oa]s?|d[oó]nde|cu[aá]ndo)\b(?:\s+(?:is|are|was|were|did|does|do|has|have|had|can|"
+    r"could|should|would|will|es|son|fue|fueron|ha|han|se))?\s*",
+    re.I,
+)
+
+
 def needs_context(question: str) -> bool:
     """A follow-up leans on the previous turn: it opens with 'and…/what about…' or is short and
     made of pronouns."""
@@ -97,13 +105,16 @@ def rewrite_followup(question: str, previous_questions: list[str]) -> str:
     """Make a follow-up standalone by carrying over the previous question's subject.
 
     "and what about children?" after "What challenges did States report on detention?" becomes
-    "What challenges did States report on detention? — children". Without an LLM this is the
-    honest rewrite: the previous question supplies the topic, the follow-up supplies the new focus,
-    and the rewritten query is shown to the user so they can see what was searched.
+    "children: challenges States report on detention". Without an LLM this is the honest rewrite:
+    the previous question supplies the topic, the follow-up supplies the new focus (first, so it
+    leads the answer's sentence selection), and the rewritten query is shown to the user so they
+    can see what was searched.
     """
     if not previous_questions or not needs_context(question):
         return question
-    previous = previous_questions[-1].strip().rstrip("?")
+    previous = previous_questions[-1].strip().rstrip("?").lstrip("¿")
+    topic = _QUESTION_OPENING.sub("", previous).strip() or previous
     focus = _FOLLOWUP_START.sub("", question.strip()).strip(" ?¿,.")
     focus = re.sub(r"^(?:about|of|for|with|de|sobre|con)\s+", "", focus, flags=re.I)
-    return f"{previous} — {focus}" if focus else previous
+    # the new focus leads: "children: challenges States report on migrant detention"
+    return f"{focus}: {topic}" if focus else previous
