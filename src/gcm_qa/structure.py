@@ -140,8 +140,13 @@ def layout(paragraphs: Sequence[Paragraph]) -> Layout:
     offset = 0
     current_path: tuple[str, ...] = ()
     current_start = 0
-    for p in paragraphs:
+    for i, p in enumerate(paragraphs):
         heading = detector.detect(p)
+        if heading is not None and heading.title.endswith(":") and i + 1 < len(paragraphs):
+            # "2.2 Thematic area 2:" printed on its own line above the area's name
+            after = paragraphs[i + 1].text
+            if len(after) <= 250 and paragraphs[i + 1].kind == "text":
+                heading = Heading(heading.level, _short(f"{heading.title} {after.rstrip('.')}"))
         if heading is not None:
             if offset > current_start:
                 sections.append(Section(current_path, current_start, offset))
