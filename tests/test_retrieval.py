@@ -180,3 +180,25 @@ def test_answer_sentences_are_not_repeated(report_engine: Engine) -> None:
 def test_unusable_question_is_refused(report_engine: Engine, question: str) -> None:
     with pytest.raises(QuestionError):
         report_engine.ask(question)
+
+
+def test_names_and_years_missing_from_the_passages_are_reported() -> None:
+    from gcm_qa.answering import unsupported_terms
+    from gcm_qa.types import Chunk
+
+    chunk = Chunk(
+        chunk_id="d:0", doc_id="d", title="t", kind="report", author="a", language="en", stakeholder="other",
+        section=["1. Intro"], page_start=None, page_end=None, start=0, end=10,
+        text="Over 56% of Venezuelans in Colombia had an irregular status in 2021.",
+    )
+    passages = [Passage(chunk=chunk, score=1.0, rank=1)]
+    assert unsupported_terms("How many Venezuelan migrants live in Peru?", passages) == ["Peru"]
+    assert unsupported_terms("How many Venezuelans were irregular in Colombia in 2021?", passages) == []
+    assert unsupported_terms("What share was irregular in 2019?", passages) == ["2019"]
+    assert unsupported_terms("Which Brazilian city was cited?", passages) == []  # demonyms are not checked
+
+
+def test_report_question_about_an_absent_country_abstains(report_engine: Engine) -> None:
+    answer = report_engine.ask("How many Venezuelan migrants live in Peru according to the report?")
+    assert answer.abstained
+    assert "Peru" in answer.answer and answer.citations == []

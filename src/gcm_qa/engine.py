@@ -104,8 +104,12 @@ class Engine:
         retrieved = time.perf_counter()
         answerer = Answerer(retriever.index, self.settings.answer)
         if passages:
-            text, citations, abstained = answerer.answer(query.keyword if query.spanish else query.dense,
-                                                         passages, vector)
+            text, citations, abstained = answerer.answer(
+                query.keyword if query.spanish else query.dense,
+                passages,
+                vector,
+                check_terms="" if query.spanish else standalone,
+            )
         else:
             text, citations, abstained = NO_ANSWER, [], True
         done = time.perf_counter()
