@@ -13,6 +13,7 @@ import html
 import re
 from collections.abc import Iterable, Sequence
 
+from gcm_qa.answering import NO_ANSWER
 from gcm_qa.gcm import OBJECTIVES, THEMATIC_AREAS
 from gcm_qa.retrieval import Filters
 from gcm_qa.types import Answer, Citation, Passage
@@ -95,6 +96,9 @@ def format_answer_markdown(answer: Answer, filters: Filters | None = None) -> st
     active = describe_filters(filters)
     if answer.abstained or not answer.citations:
         lines.append("**The documents do not answer this.**")
+        reason = answer.answer.removeprefix(NO_ANSWER).strip()
+        if reason:  # e.g. "None of the passages found mentions Peru."
+            lines.append(escape_markdown(reason))
         if active:
             lines.append(f"Filters in use: {escape_markdown(active)}.")
         lines.append(ABSTAIN_HINT)
