@@ -331,3 +331,24 @@ def test_page_ranges_follow_the_pages() -> None:
     assert chunks[-1].page_label == "3"
     # a paragraph re-joined across the break starts on page 1; it may also claim page 2
     assert (chunks[1].page_start, chunks[1].page_end) in {(1, 1), (1, 2)}
+
+
+def test_a_text_box_ends_at_its_source_line() -> None:
+    """Text after "Colombian Migration Office, 2021" belongs to 2.4.1 again, not to Textbox 8."""
+    from gcm_qa.cleaning import clean_pages
+    from gcm_qa.structure import layout
+
+    text = (
+        "2. Main findings\n\n2.4 Thematic area 4: Regular migration\n\n2.4.1 Progress\n\n"
+        "Textbox 8. Temporary Protection Status for Venezuelans\n\n- It is a mechanism.\n\n"
+        "Colombian Migration Office, 2021\n\nAs for diasporas in the region, facts were noted.\n"
+    )
+    doc = layout(clean_pages([(None, text)]))
+
+    def path_of(needle: str) -> tuple[str, ...]:
+        at = doc.text.index(needle)
+        return next(s.path for s in doc.sections if s.start <= at < s.end)
+
+    assert path_of("It is a mechanism")[-1].startswith("Textbox 8")
+    assert path_of("Colombian Migration Office")[-1].startswith("Textbox 8")
+    assert path_of("As for diasporas")[-1] == "2.4.1 Progress"

@@ -31,6 +31,9 @@ TOP_TITLES = {
 SUB_TITLES = {"conclusions", "recommendations", "conclusiones", "recomendaciones", "follow-up", "report"}
 
 BOX_LEVEL = 10
+# A text box closes with its source: "Source: https://...", "FOPREL, 2020", "Colombian Migration
+# Office, 2021". Text after that line is the section's own again, not the box's.
+_BOX_END = re.compile(r"^(?:Source|Sources|Fuente|Fuentes)\s*:|^[A-ZÁÉÍÓÚ][^.:;]{2,120},\s*(?:19|20)\d{2}\.?$")
 QUESTION_LEVEL = 20
 MAX_TITLE = 160
 
@@ -160,6 +163,11 @@ def layout(paragraphs: Sequence[Paragraph]) -> Layout:
         offset += len(p.text)
         spans.append((start, offset, p.page, p.kind))
         offset += 2  # the "\n\n" that joins paragraphs
+        if stack and stack[-1].level == BOX_LEVEL and _BOX.match(stack[-1].title) and _BOX_END.match(p.text):
+            sections.append(Section(current_path, current_start, offset - 2))
+            stack.pop()
+            current_path = tuple(h.title for h in stack)
+            current_start = offset
     text = "\n\n".join(parts)
     if len(text) > current_start:
         sections.append(Section(current_path, current_start, len(text)))
