@@ -125,7 +125,7 @@ def test_bulleted_item_cut_by_page_break_is_rejoined() -> None:
 def test_footnote_markers_glued_to_words_are_removed() -> None:
     assert normalize_inline("They adopted joint plans⁸.") == "They adopted joint plans."
     assert normalize_inline("data¹² and observatories ³.") == "data and observatories."
-    out = page_paragraphs("Countries agreed joint plans⁸.\nThey met twice¹⁰.", 1)
+    out = page_paragraphs("Countries agreed joint plans⁸.\nThey met twice¹⁰.", None)
     assert texts(out) == ["Countries agreed joint plans. They met twice."]
 
 
@@ -261,3 +261,8 @@ def test_page_numbers_of_a_two_page_document_are_dropped() -> None:
         [(1, "The consultation took place in\n\n1"), (2, "three rounds with civil society.\n\n2")]
     )
     assert texts(out) == ["The consultation took place in three rounds with civil society."]
+
+
+def test_short_title_line_above_a_pdf_paragraph_stands_alone() -> None:
+    out = page_paragraphs("Bellavista annual asylum report\nThe fictional island registered 4,321 claims.", 1)
+    assert texts(out) == ["Bellavista annual asylum report", "The fictional island registered 4,321 claims."]

@@ -152,7 +152,9 @@ def page_paragraphs(
         open_heading: list[str] = []  # a heading wrapped onto the next line
         # PDF text wraps every line at the column width; a line well short of it ended its
         # paragraph (or is a table row or a caption), unless the next line starts in lower case.
-        width = max(len(ln.rstrip()) for ln in block) if len(block) >= 4 else 0
+        # (a short paged block, such as a title above one paragraph, is measured against a
+        # typical 80-character PDF line)
+        width = max(len(ln.rstrip()) for ln in block) if len(block) >= 4 else (80 if page is not None else 0)
         previous = ""
         for line in block:
             short_before = bool(width) and len(previous.rstrip()) < 0.7 * width and not line.lstrip()[:1].islower()
