@@ -46,8 +46,7 @@ def test_watch_reindexes_added_and_removed_files(tmp_path: Path, cache_dir: Path
     seen: list[str] = []
     try:
         assert "1 documents" in _wait_for(lines, "Indexed", seen)
-        _wait_for(lines, "Watching", seen)
-        time.sleep(1.5)  # the watcher starts right after announcing itself
+        _wait_for(lines, "Watching", seen)  # announced once the watcher runs
         (corpus / "brisa.txt").write_text(TEXT_B, encoding="utf-8")
         assert "brisa.txt" in _wait_for(lines, "Changed:", seen)
         line = _wait_for(lines, "Indexed", seen)

@@ -172,11 +172,23 @@ def cmd_index(args: argparse.Namespace) -> int:
     if args.watch:
         from watchfiles import watch
 
-        print(f"Watching {settings.paths.corpus_dir} for changes (Ctrl+C to stop) ...", flush=True)
+        from gcm_qa.index_store import is_stale
+
+        announced = False
         try:
-            for changes in watch(settings.paths.corpus_dir, debounce=800, step=200):
+            # yield_on_timeout: an empty batch means the watcher is running; only then is
+            # "Watching" announced, and the corpus re-checked for anything that changed before it
+            for changes in watch(settings.paths.corpus_dir, debounce=800, step=200, rust_timeout=1000,
+                                 yield_on_timeout=True):
+                if not announced:
+                    announced = True
+                    print(f"Watching {settings.paths.corpus_dir} for changes (Ctrl+C to stop) ...", flush=True)
+                    if is_stale(settings):
+                        run(False)
+                if not changes:
+                    continue
                 names = sorted({Path(p).name for _, p in changes})
-                if all(n.startswith(".") or n.endswith((".tmp", ".part")) for n in names):
+                if all(n.startswith(".") or n.endswith((".tmp", ".part", ".previous")) for n in names):
                     continue
                 print(f"Changed: {', '.join(names)}", flush=True)
                 run(False)
