@@ -54,9 +54,10 @@ from gcm_qa.types import Chunk, DocMeta
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-# The code that turns a file into chunks and sentences. Its hash is part of the recipe, so an
-# upgrade that changes cleaning or chunking rebuilds the index instead of mixing old and new chunks.
-CHUNKING_MODULES = ("loaders", "cleaning", "structure", "chunking", "sentences", "gcm", "types")
+# The code that turns a file into chunks, sentences and keyword tokens. Its hash is part of the
+# recipe, so an upgrade that changes cleaning, chunking or tokenising rebuilds the index instead of
+# mixing old and new chunks.
+CHUNKING_MODULES = ("loaders", "cleaning", "structure", "chunking", "sentences", "gcm", "types", "keyword")
 
 
 @functools.lru_cache(maxsize=1)
