@@ -144,7 +144,8 @@ def format_answer(answer: Any) -> str:
             where = c.section or "(no section)"
             page = f", p. {c.page}" if c.page else ""
             lines.append(f"[{c.n}] {c.title} — {where}{page}")
-            lines.append(textwrap.indent(textwrap.fill(f"“{c.quote}”", width=96), "    "))
+            quote = " ".join(c.quote.split())  # the JSON keeps the exact text; here it is wrapped
+            lines.append(textwrap.indent(textwrap.fill(f"“{quote}”", width=96), "    "))
     return "\n".join(lines).rstrip()
 
 
