@@ -84,6 +84,10 @@ class LoadedIndex:
     sentence_spans: np.ndarray  # int64 (n, 3): chunk index, start, end within the chunk text
     sentence_embeddings: np.ndarray
     sentence_keyword: KeywordIndex
+    _positions: dict[str, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._positions = {c.chunk_id: i for i, c in enumerate(self.chunks)}
 
     def sentence_text(self, i: int) -> str:
         chunk, start, end = (int(x) for x in self.sentence_spans[i])
@@ -97,8 +101,6 @@ class LoadedIndex:
         return range(lo, hi)
 
     def position(self, chunk_id: str) -> int:
-        if not hasattr(self, "_positions"):
-            self._positions = {c.chunk_id: i for i, c in enumerate(self.chunks)}
         return self._positions[chunk_id]
 
 
