@@ -177,15 +177,15 @@ def cmd_index(args: argparse.Namespace) -> int:
 
         announced = False
         try:
-            # yield_on_timeout: an empty batch means the watcher is running; only then is
-            # "Watching" announced, and the corpus re-checked for anything that changed before it
+            # yield_on_timeout: an empty batch means the watcher is running; the corpus is then
+            # re-checked for anything that changed before it, and only then is "Watching" announced
             for changes in watch(settings.paths.corpus_dir, debounce=800, step=200, rust_timeout=1000,
                                  yield_on_timeout=True):
                 if not announced:
                     announced = True
-                    print(f"Watching {settings.paths.corpus_dir} for changes (Ctrl+C to stop) ...", flush=True)
-                    if is_stale(settings):
+                    if is_stale(settings):  # changed while the watcher was starting
                         run(False)
+                    print(f"Watching {settings.paths.corpus_dir} for changes (Ctrl+C to stop) ...", flush=True)
                 if not changes:
                     continue
                 names = sorted({Path(p).name for _, p in changes})
