@@ -1,0 +1,69 @@
+"""The answerer's reading of what a question asks for, and its refusal to answer without it."""
+
+from __future__ import annotations
+
+import pytest
+
+from gcm_qa.answering import has_quantity, intent
+from gcm_qa.engine import Engine
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "936 people, from 50 countries, took part.",
+        "involving a total investment of 45 billion dollars over five years",
+        "over 56% of Venezuelans who are in Colombia have an irregular status",
+        "Emigrants number nearly 43 million.",
+    ],
+)
+def test_counts_and_amounts_are_quantities(text: str) -> None:
+    assert has_quantity(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Venezuelans proving that they were in Colombia as at January 31, 2021;",
+        "those who avail themselves of this measure will have a 10-year term to obtain a resident visa",
+        "as set out in objective 23 and in textbox 8 (see Annex 2, table 1)",
+        "1. Collect and utilize accurate and disaggregated data",
+        "Ecuador's humanitarian one for Venezuelans, with a budget that increased every year",
+    ],
+)
+def test_dates_references_enumerators_and_modifiers_are_not_quantities(text: str) -> None:
+    assert not has_quantity(text)
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("How many people took part in the meeting?", "a figure"),
+        ("¿Cuántos países enviaron informes?", "a figure"),
+        ("What share of emigrants live in North America?", "a percentage"),
+        ("When was the review originally scheduled?", "a date"),
+        ("In what year was the convention adopted?", "a date"),
+        ("Who adopted the Regional Framework Law on Migration?", "a name"),
+    ],
+)
+def test_intent_reads_the_kind_of_answer(question: str, kind: str) -> None:
+    wanted = intent(question)
+    assert wanted is not None and wanted.name == kind
+
+
+def test_when_inside_a_clause_is_not_a_date_question() -> None:
+    question = "Which agreements give consular help when a national's own country has no consulate?"
+    assert intent(question) is None
+
+
+def test_a_figure_question_the_report_cannot_answer_abstains(report_engine: Engine) -> None:
+    # the report says São Paulo's reception budget rose every year, but never gives a figure
+    answer = report_engine.ask("How much does the São Paulo municipality spend each year on migrant reception centres?")
+    assert answer.abstained and answer.citations == []
+    assert "gives a figure" in answer.answer
+
+
+def test_a_figure_question_the_report_answers_gets_its_figure(report_engine: Engine) -> None:
+    answer = report_engine.ask("How many people took part in the Regional Review meeting in April 2021?")
+    assert not answer.abstained
+    assert "936" in answer.answer
