@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gcm_qa.engine import Engine
-from gcm_qa.query import is_spanish, needs_context, prepare, rewrite_followup, translate_terms
+from gcm_qa.query import is_spanish, needs_context, prepare, references, rewrite_followup, translate_terms
 
 SPANISH = [
     "¿Qué es el Estatuto Temporal de Protección para venezolanos en Colombia?",
@@ -137,3 +137,17 @@ def test_follow_up_through_the_engine(report_engine: Engine) -> None:
     assert any("detention" in p.chunk.text.lower() for p in answer.passages)
     plain = report_engine.ask(first)
     assert "query" not in plain.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("Which GCM objective on remittances belongs to thematic area 4?", ("thematic area 4",)),
+        ("What does Textbox 8 say, and what is in Annex 2, table 1?", ("textbox 8", "annex 2", "table 1")),
+        ("¿Qué dice el área temática 3 sobre el objetivo 21?", ("thematic area 3", "objective 21")),
+        ("How many people took part in 2021?", ()),
+    ],
+)
+def test_numbered_parts_of_the_report_are_read_from_the_question(question: str, expected: tuple[str, ...]) -> None:
+    assert references(question) == expected
+    assert prepare(question).references == expected

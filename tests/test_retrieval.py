@@ -202,3 +202,19 @@ def test_report_question_about_an_absent_country_abstains(report_engine: Engine)
     answer = report_engine.ask("How many Venezuelan migrants live in Peru according to the report?")
     assert answer.abstained
     assert "Peru" in answer.answer and answer.citations == []
+
+
+def test_a_numbered_heading_named_in_the_question_lifts_its_chunks(report_engine: Engine) -> None:
+    from gcm_qa.query import prepare
+    from gcm_qa.retrieval import Retriever
+
+    question = prepare("Which GCM objective on remittances belongs to thematic area 4?")
+    needle = "20. Promote faster, safer and cheaper transfer of remittances"
+
+    def rank_with(boost: float) -> int:
+        settings = report_engine.settings.retrieval.model_copy(update={"reference_boost": boost})
+        retriever = Retriever(report_engine.index, report_engine.embedder, settings)
+        ranks = ranks_of(retriever.search(question, top_k=20), needle)
+        return ranks[0] if ranks else 99
+
+    assert rank_with(0.5) <= 5 < rank_with(0.0)

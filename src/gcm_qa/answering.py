@@ -292,7 +292,9 @@ def compose(
             break
         items = list_items(item.sentence, in_order)
         if items:
-            text, quote = _with_items(item.sentence, items, passages, max(budget, 200))
+            text, quote, shown = _with_items(item.sentence, items, passages, max(budget, 200))
+            for s in shown:  # an item shown under its list is not quoted again on its own
+                seen_text.add(" ".join(tokenize(s.text)))
         else:
             cap = max(budget, 200) if not chosen else budget
             piece, _ = trim_to_clauses(item.sentence.text, q_tokens, cap)
@@ -351,8 +353,9 @@ def compose(
 
 def _with_items(
     intro: Sentence, items: Sequence[Sentence], passages: Sequence[Passage], budget: int
-) -> tuple[str, str]:
-    """'Intro: item; item; item' for display, and the exact passage span as the quote."""
+) -> tuple[str, str, list[Sentence]]:
+    """'Intro: item; item; item' for display, the exact passage span as the quote, and the items
+    that fitted."""
     text = passages[intro.passage].chunk.text
     shown = [_ITEM.sub("", s.text).rstrip(".;") for s in items]
     kept = 0
@@ -363,7 +366,7 @@ def _with_items(
         kept += 1
         length += len(s) + 2
     last = items[kept - 1] if kept else intro
-    return f"{intro.text} {'; '.join(shown[:kept])}.", text[intro.start : last.end]
+    return f"{intro.text} {'; '.join(shown[:kept])}.", text[intro.start : last.end], list(items[:kept])
 
 
 def _ellipsis(sentence: str, piece: str) -> str:

@@ -67,14 +67,38 @@ class SearchQuery:
     dense: str
     keyword: str
     spanish: bool = False
+    references: tuple[str, ...] = ()  # parts of the document named by number: "textbox 8", "objective 20"
+
+
+_REFERENCE = re.compile(
+    r"\b(thematic area|area tematica|textbox|recuadro|annex|anexo|table|tabla|cuadro|objective|objetivo)s?"
+    r"\s+(\d{1,2})\b"
+)
+_REFERENCE_NAMES = {"area tematica": "thematic area", "recuadro": "textbox", "anexo": "annex", "tabla": "table",
+                    "cuadro": "table", "objetivo": "objective"}
+
+
+def references(question: str) -> tuple[str, ...]:
+    """Numbered parts of the report a question names ("thematic area 4", "Annex 2", "objetivo 20").
+
+    Neither retriever reads them well: "4" is one short token among many, and the embedding model
+    barely tells "area 4" from "area 1". The retriever favours chunks under the named heading.
+    """
+    found = []
+    for name, number in _REFERENCE.findall(fold(question)):
+        ref = f"{_REFERENCE_NAMES.get(name, name)} {int(number)}"
+        if ref not in found:
+            found.append(ref)
+    return tuple(found)
 
 
 def prepare(question: str) -> SearchQuery:
     question = " ".join(question.split())
+    refs = references(question)
     if is_spanish(question):
         english = translate_terms(question)
-        return SearchQuery(question, english, f"{english} {question}", True)
-    return SearchQuery(question, question, question)
+        return SearchQuery(question, english, f"{english} {question}", True, refs)
+    return SearchQuery(question, question, question, references=refs)
 
 
 _FOLLOWUP_START = re.compile(

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import faiss
 import numpy as np
 
-from gcm_qa import fusion
+from gcm_qa import fusion, gcm
 from gcm_qa.embedder import Embedder
 from gcm_qa.index_store import LoadedIndex
+from gcm_qa.keyword import fold
 from gcm_qa.query import SearchQuery
 from gcm_qa.settings import RetrievalSettings
 from gcm_qa.types import Chunk, Passage
@@ -51,6 +53,19 @@ BOILERPLATE = {"bibliography", "references", "acronyms", "contents", "table of c
 
 def is_boilerplate(chunk: Chunk) -> bool:
     return bool(chunk.section) and chunk.section[0].strip().lower() in BOILERPLATE
+
+
+def refers_to(chunk: Chunk, reference: str) -> bool:
+    """Whether a chunk is part of the numbered heading a question names, or (for an objective)
+    names or lists that objective."""
+    kind, number = reference.rsplit(" ", 1)
+    if kind == "objective":
+        n = int(number)
+        title = gcm.OBJECTIVES.get(n, "")
+        return n in gcm.explicit_objectives(chunk.text) or (
+            bool(title) and f"{n}. {title[:40]}".lower() in chunk.text.lower()
+        )
+    return re.search(rf"(?<![\w.]){re.escape(reference)}(?![\d.])", fold(chunk.section_label)) is not None
 
 
 class Retriever:
@@ -138,6 +153,9 @@ class Retriever:
             lexical_rank = fusion.ranks(lexical, lexical_ok, s.candidates)
             fused = fusion.rrf([dense_rank, lexical_rank], [s.dense_weight, 1.0], s.rrf_k)
         fused = fused * self.priors
+        for reference in query.references:
+            hits = np.array([refers_to(c, reference) for c in self.index.chunks])
+            fused = np.where(hits, fused * (1 + s.reference_boost), fused)
         order = [int(i) for i in np.argsort(-fused, kind="stable") if fused[i] > 0]
         passages: list[Passage] = []
         kept: list[int] = []

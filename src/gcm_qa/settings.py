@@ -68,6 +68,11 @@ class RetrievalSettings(_Group):
         description="Score factor for bibliography, acronym and contents sections: they match many "
         "queries by name alone and rarely answer them.",
     )
+    reference_boost: float = Field(
+        0.5, ge=0,
+        description="Score bonus (a share of the fused score) for chunks under a numbered heading the question "
+        "names: 'thematic area 4', 'Annex 2', 'textbox 8', 'table 1', 'objective 20'.",
+    )
     dedup_threshold: float = Field(
         0.9, ge=0, le=1, description="Passages whose embeddings are more similar than this collapse."
     )
