@@ -292,6 +292,8 @@ def compose(
         if chosen and budget < 80:
             break
         items = list_items(item.sentence, in_order)
+        if items and not chosen:
+            budget = settings.max_list_chars  # a list is the answer: it may take more room than prose
         if items:
             text, quote, shown = _with_items(item.sentence, items, passages, max(budget, 200))
             for s in shown:  # an item shown under its list is not quoted again on its own
