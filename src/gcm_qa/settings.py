@@ -87,7 +87,8 @@ class AnswerSettings(_Group):
     )
     # Calibrated on the dev split: off-topic questions score 0.07-0.28, the weakest answerable dev
     # question 0.34. On-topic questions the report does not answer score like answerable ones
-    # (0.41-0.53), so this threshold catches off-topic questions only; see eval/README.md.
+    # (0.41-0.53), so this threshold catches off-topic questions only; on-topic ones are caught by
+    # the answerer's checks for names and for the kind of answer asked (answering.py, eval/README.md).
     abstain_threshold: float = Field(
         0.31,
         description="Abstain when the support of the best sentence (cosine, word overlap, top passage "
