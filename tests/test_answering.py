@@ -79,3 +79,13 @@ def test_a_list_too_long_for_the_answer_shows_every_item_by_its_head(report_engi
     # the citation quotes the list whole, so the cut items can be checked
     assert any("Reducing transfer costs, with the disaggregation of components" in c.quote for c in answer.citations)
     assert len(answer.answer) < report_engine.settings.answer.max_list_chars + 60  # text plus [n] markers
+
+
+def test_a_list_intro_cut_off_from_its_items_is_not_quoted(report_engine: Engine) -> None:
+    # the concept note's "In Latin America and the Caribbean, the Regional Review will:" ends a chunk;
+    # quoted without the items that follow it in the next chunk it would say nothing
+    answer = report_engine.ask(
+        "What will the Regional Review in Latin America and the Caribbean do, per the concept note?"
+    )
+    for citation in answer.citations:
+        assert not citation.quote.rstrip().endswith(":"), citation.quote

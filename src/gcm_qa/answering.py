@@ -427,7 +427,12 @@ class Answerer:
         passages (not for Spanish questions, whose words the English passages do not share)."""
         used = list(passages[: self.max_passages])
         every, vectors = self.sentences(used)
-        keep = [i for i, s in enumerate(every) if quotable(s.text, used[s.passage].chunk.section)]
+        keep = [
+            i for i, s in enumerate(every)
+            if quotable(s.text, used[s.passage].chunk.section)
+            # an intro whose items the passage cuts off ("…, the Review will:") says nothing alone
+            and not (s.text.rstrip().endswith(":") and not list_items(s, every))
+        ]
         if not keep:
             return NO_ANSWER, [], True
         sentences = [every[i] for i in keep]
