@@ -352,3 +352,12 @@ def test_a_text_box_ends_at_its_source_line() -> None:
     assert path_of("It is a mechanism")[-1].startswith("Textbox 8")
     assert path_of("Colombian Migration Office")[-1].startswith("Textbox 8")
     assert path_of("As for diasporas")[-1] == "2.4.1 Progress"
+
+
+def test_a_chapter_named_without_its_number_in_the_summary_is_a_heading(report_layout: Layout) -> None:
+    # the Executive Summary closes thematic area 5 and then summarises chapter 3 under its bare title
+    principles = report_layout.text.index("The Global Compact is based on a set of cross-cutting")
+    path = section_at(report_layout, principles)
+    assert path[0] == "Executive Summary"
+    assert path[-1].startswith("Integrating the vision and guiding principles")
+    assert not any(title.startswith("Thematic area 5") for title in path)

@@ -62,8 +62,9 @@ class HeadingDetector:
     period, and sub-numbers (2.3) must sit under the current chapter.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, chapter_titles: frozenset[str] = frozenset()) -> None:
         self.chapter = 0
+        self.chapter_titles = chapter_titles
 
     def detect(self, p: Paragraph) -> Heading | None:
         text = p.text.strip()
@@ -74,8 +75,10 @@ class HeadingDetector:
         low = text.lower().rstrip(":. ")
         if low in TOP_TITLES:
             return Heading(1, text.rstrip(":"))
-        if low in SUB_TITLES:
-            return Heading(2, text.rstrip(":"))
+        if low in SUB_TITLES or (low in self.chapter_titles and not text.endswith(".")):
+            # a summary names a chapter without its number ("Integrating the vision and guiding
+            # principles..." in the Executive Summary of the report, chapter 3 in the body)
+            return Heading(2, _short(text.rstrip(":")))
         if len(text) > 250:
             return None
         m = _NUMBERED.match(text.lstrip("- "))
@@ -107,6 +110,19 @@ class HeadingDetector:
         return None
 
 
+def chapter_titles(paragraphs: Sequence[Paragraph]) -> frozenset[str]:
+    """Titles of the numbered chapters ("3. Integrating the vision..."), without their numbers."""
+    titles = set()
+    for p in paragraphs:
+        text = p.text.strip()
+        m = _NUMBERED.match(text)
+        if m and "." not in m.group(1) and len(text) <= 160 and not text.endswith((".", ";", ",", ":")):
+            title = m.group(2).strip().lower()
+            if len(title.split()) >= 3:
+                titles.add(title)
+    return frozenset(titles)
+
+
 @dataclass(frozen=True)
 class Layout:
     """A cleaned document: its text, each paragraph's span and page, and its sections."""
@@ -135,7 +151,7 @@ def layout(paragraphs: Sequence[Paragraph]) -> Layout:
     A heading's own text belongs to its section, so a chunk that starts a section still says what
     the section is. Paragraphs before the first heading form a section with an empty path.
     """
-    detector = HeadingDetector()
+    detector = HeadingDetector(chapter_titles(paragraphs))
     stack: list[Heading] = []
     parts: list[str] = []
     spans: list[tuple[int, int, int | None, str]] = []
