@@ -89,3 +89,11 @@ def test_a_list_intro_cut_off_from_its_items_is_not_quoted(report_engine: Engine
     )
     for citation in answer.citations:
         assert not citation.quote.rstrip().endswith(":"), citation.quote
+
+
+def test_a_footnote_is_quoted_without_the_cleaners_note_label(report_engine: Engine) -> None:
+    answer = report_engine.ask("Which countries in the region have ratified ILO Convention 190?")
+    assert "Argentina, Ecuador and Uruguay" in answer.answer
+    assert "[Note" not in answer.answer
+    # the citation quotes the passage exactly, label included, so it can be found in the source
+    assert any("190, on violence in the world of work" in c.quote for c in answer.citations)

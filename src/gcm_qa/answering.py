@@ -38,6 +38,7 @@ STOP_RATIO = 0.8  # a further sentence must score at least this share of the bes
 HOLDING_RATIO = 0.85
 HOLDING_POOL = 10
 _CITE_MARK = re.compile(r"\s*\[\d+\]")
+_NOTE_MARK = re.compile(r"^\[Note \d+\]\s*")
 _CLAUSE_BREAK = re.compile(r"(?<=[,;:—])\s+|\s+(?=—)|\s+(?=\()")
 _ITEM = re.compile(r"^(?:- |\(?\d{1,2}[.)] |\(?[a-z][.)] )")
 _CAPTION = re.compile(r"^(?:Source|Fuente)\s*:|^(?:Graph|Gráfico|Figure)\s+\d", re.I)
@@ -303,6 +304,7 @@ def compose(
             piece, _ = trim_to_clauses(item.sentence.text, q_tokens, cap)
             quote = piece
             text = piece if piece == item.sentence.text else _ellipsis(item.sentence.text, piece)
+        text = _NOTE_MARK.sub("", text)  # the cleaner's "[Note 5]" label is not part of the answer
         if chosen and len(text) > budget:
             continue
         seen_text.add(key)
