@@ -97,3 +97,13 @@ def test_a_footnote_is_quoted_without_the_cleaners_note_label(report_engine: Eng
     assert "[Note" not in answer.answer
     # the citation quotes the passage exactly, label included, so it can be found in the source
     assert any("190, on violence in the world of work" in c.quote for c in answer.citations)
+
+
+def test_what_a_textbox_is_about_is_answered_by_its_opening(report_engine: Engine) -> None:
+    answer = report_engine.ask("What is textbox 3 about?")
+    assert not answer.abstained
+    assert answer.answer.startswith("Textbox 3. Comprehensive Development Plan for El Salvador, Guatemala, Honduras")
+    (citation,) = answer.citations
+    assert "Textbox 3" in citation.section
+    assert citation.quote in answer.passages[0].chunk.text
+    assert answer.passages[0].rank == 1 and answer.passages[0].chunk.chunk_id == citation.chunk_id

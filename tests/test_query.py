@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from gcm_qa.engine import Engine
-from gcm_qa.query import is_spanish, needs_context, prepare, references, rewrite_followup, translate_terms
+from gcm_qa.query import (
+    is_spanish,
+    needs_context,
+    part_asked_about,
+    prepare,
+    references,
+    rewrite_followup,
+    translate_terms,
+)
 
 SPANISH = [
     "¿Qué es el Estatuto Temporal de Protección para venezolanos en Colombia?",
@@ -151,3 +159,18 @@ def test_follow_up_through_the_engine(report_engine: Engine) -> None:
 def test_numbered_parts_of_the_report_are_read_from_the_question(question: str, expected: tuple[str, ...]) -> None:
     assert references(question) == expected
     assert prepare(question).references == expected
+
+
+@pytest.mark.parametrize(
+    ("question", "part"),
+    [
+        ("What is textbox 3 about?", "textbox 3"),
+        ("What does Annex 3 say?", "annex 3"),
+        ("¿De qué trata el recuadro 8?", "textbox 8"),
+        ("Describe thematic area 2", "thematic area 2"),
+        ("Which objective on remittances belongs to thematic area 4?", None),  # asks for one thing in it
+        ("What is objective 20 about?", None),  # an objective is not a part of the report
+    ],
+)
+def test_a_question_about_what_a_part_holds_is_recognised(question: str, part: str | None) -> None:
+    assert part_asked_about(prepare(question)) == part

@@ -218,3 +218,18 @@ def test_a_numbered_heading_named_in_the_question_lifts_its_chunks(report_engine
         return ranks[0] if ranks else 99
 
     assert rank_with(0.5) <= 5 < rank_with(0.0)
+
+
+def test_a_named_part_matches_its_heading_and_not_a_longer_number() -> None:
+    from gcm_qa.retrieval import refers_to
+    from gcm_qa.types import Chunk
+
+    def chunk(*section: str) -> Chunk:
+        return Chunk(chunk_id="d:0", doc_id="d", title="t", kind="report", author="a", language="en",
+                     stakeholder="other", section=list(section), page_start=None, page_end=None, start=0, end=4,
+                     text="text")
+
+    assert refers_to(chunk("2.5 Thematic area 5", "Textbox 3. Comprehensive Development Plan"), "textbox 3")
+    assert not refers_to(chunk("Textbox 30. Something else"), "textbox 3")
+    assert refers_to(chunk("2. Main findings", "2.4 Thematic area 4: Facilitating regular"), "thematic area 4")
+    assert not refers_to(chunk("Annex 2. Basic statistics", "Table 1. Voluntary reports"), "annex 1")

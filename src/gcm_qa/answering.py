@@ -41,6 +41,10 @@ _CITE_MARK = re.compile(r"\s*\[\d+\]")
 _NOTE_MARK = re.compile(r"^\[Note \d+\]\s*")
 _CLAUSE_BREAK = re.compile(r"(?<=[,;:—])\s+|\s+(?=—)|\s+(?=\()")
 _ITEM = re.compile(r"^(?:- |\(?\d{1,2}[.)] |\(?[a-z][.)] )")
+_LABEL_ONLY = re.compile(r"^(?:Text\s?box|Box|Table|Graph|Figure|Annex|Recuadro|Cuadro|Gráfico|Anexo)\s+\d+\.?$", re.I)
+# a caption or source line: "International emigrants from the region, by sex, according to
+# destination, 2020" or "Colombian Migration Office, 2021" (no sentence ends that way)
+_DATED_LINE = re.compile(r"^[A-ZÁÉÍÓÚ][^.:;|]{2,160},\s*(?:19|20)\d{2}$")
 _CAPTION = re.compile(r"^(?:Source|Fuente)\s*:|^(?:Graph|Gráfico|Figure)\s+\d", re.I)
 _NUMBER = re.compile(r"\d")
 _DATE = re.compile(r"\b(?:19|20)\d{2}\b|\b(?:January|February|March|April|May|June|July|August|September|"
@@ -137,7 +141,7 @@ def quotable(text: str, section: Sequence[str]) -> bool:
     """Headings, graph captions, source lines and bare enumeration markers are not answers."""
     if len(text) < 25 and not re.search(r"[A-Za-z]{3}.*\d|\d.*[A-Za-z]{3}", text):
         return False
-    if _CAPTION.match(text):
+    if _CAPTION.match(text) or _LABEL_ONLY.match(text) or _DATED_LINE.match(text):
         return False
     bare = _bare(text)
     return not any(bare == _bare(title) for title in section)
@@ -417,6 +421,25 @@ class Answerer:
         dim = self.index.sentence_embeddings.shape[1] if self.index.sentence_embeddings.ndim == 2 else 0
         vectors = self.index.sentence_embeddings[rows] if rows else np.zeros((0, dim), dtype=np.float32)
         return found, vectors
+
+    def describe(self, passage: Passage) -> tuple[str, list[Citation]]:
+        """The opening sentences of a passage, in order, as one quote: the answer to "what is
+        textbox 3 about?" is its title and first lines, not its best-scoring sentence."""
+        sentences, _ = self.sentences([passage])
+        if not sentences:
+            return NO_ANSWER, []
+        shown: list[Sentence] = []
+        for s in sentences:
+            if shown and sum(len(x.text) + 1 for x in shown) + len(s.text) > self.settings.max_chars:
+                break
+            shown.append(s)
+        c = passage.chunk
+        quote = c.text[shown[0].start : shown[-1].end]
+        citation = Citation(n=1, doc_id=c.doc_id, title=c.title, section=c.section_label, page=c.page_label,
+                            quote=quote, score=passage.score, passage_rank=passage.rank, chunk_id=c.chunk_id)
+        lines = [_NOTE_MARK.sub("", s.text) for s in shown]
+        lines = [line if line.rstrip()[-1:] in ".:;?!|" else f"{line.rstrip()}." for line in lines]  # titles
+        return f"{' '.join(lines)} [1]", [citation]
 
     def answer(
         self,

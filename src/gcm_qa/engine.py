@@ -6,7 +6,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from gcm_qa import corpus, index_store
@@ -14,7 +14,7 @@ from gcm_qa.answering import NO_ANSWER, Answerer
 from gcm_qa.embedder import Embedder
 from gcm_qa.index_store import BuildReport, LoadedIndex
 from gcm_qa.loaders import SUPPORTED_SUFFIXES, DocumentError
-from gcm_qa.query import prepare, rewrite_followup
+from gcm_qa.query import part_asked_about, prepare, rewrite_followup
 from gcm_qa.retrieval import Filters, Retriever
 from gcm_qa.settings import Settings
 from gcm_qa.types import Answer
@@ -101,9 +101,17 @@ class Engine:
         retriever = self._retriever_or_load()
         vector = self.embedder.encode([query.dense])[0]
         passages = retriever.search(query, top_k=top_k, filters=filters, query_vector=vector)
+        part = part_asked_about(query)
+        opening = retriever.opening(part, filters) if part else None
+        if opening is not None:
+            rest = [p for p in passages if p.chunk.chunk_id != opening.chunk.chunk_id]
+            passages = [opening, *(replace(p, rank=i + 2) for i, p in enumerate(rest))][: len(passages) or 1]
         retrieved = time.perf_counter()
         answerer = Answerer(retriever.index, self.settings.answer)
-        if passages:
+        if opening is not None:
+            text, citations = answerer.describe(opening)
+            abstained = False
+        elif passages:
             text, citations, abstained = answerer.answer(
                 query.keyword if query.spanish else query.dense,
                 passages,

@@ -92,6 +92,20 @@ def references(question: str) -> tuple[str, ...]:
     return tuple(found)
 
 
+_ABOUT = re.compile(
+    r"\b(?:what is|what's|what are)\b.*\babout\b|\bwhat (?:does|do)\b.*\b(?:say|says|cover|describe|show|present)\b"
+    r"|\b(?:describe|summari[sz]e|summary of|overview of)\b|\bde qu[eé] trata|\bqu[eé] (?:dice|presenta|describe)\b",
+    re.I,
+)
+
+
+def part_asked_about(query: SearchQuery) -> str | None:
+    """"What is textbox 3 about?" names a part of the report and asks what it holds, so its opening
+    (title and first sentences) is the answer, whatever the words score. Returns that part."""
+    parts = [r for r in query.references if not r.startswith("objective")]
+    return parts[0] if parts and _ABOUT.search(query.question) else None
+
+
 def prepare(question: str) -> SearchQuery:
     question = " ".join(question.split())
     refs = references(question)

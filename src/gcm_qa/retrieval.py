@@ -65,7 +65,7 @@ def refers_to(chunk: Chunk, reference: str) -> bool:
         return n in gcm.explicit_objectives(chunk.text) or (
             bool(title) and f"{n}. {title[:40]}".lower() in chunk.text.lower()
         )
-    return re.search(rf"(?<![\w.]){re.escape(reference)}(?![\d.])", fold(chunk.section_label)) is not None
+    return re.search(rf"(?<![\w.]){re.escape(reference)}(?!\d|\.\d)", fold(chunk.section_label)) is not None
 
 
 class Retriever:
@@ -76,6 +76,14 @@ class Retriever:
         self.priors = np.array(
             [settings.boilerplate_weight if is_boilerplate(c) else 1.0 for c in index.chunks]
         )
+
+    def opening(self, reference: str, filters: Filters | None = None) -> Passage | None:
+        """The first chunk, in document order, of the part a question names ("textbox 3")."""
+        found = [c for c in self.index.chunks if (filters is None or filters.accepts(c)) and refers_to(c, reference)]
+        if not found:
+            return None
+        first = min(found, key=lambda c: (c.doc_id, c.start))
+        return Passage(chunk=first, score=1.0, rank=1)
 
     def mask(self, filters: Filters) -> np.ndarray | None:
         if filters.is_empty():
