@@ -107,3 +107,19 @@ def test_what_a_textbox_is_about_is_answered_by_its_opening(report_engine: Engin
     assert "Textbox 3" in citation.section
     assert citation.quote in answer.passages[0].chunk.text
     assert answer.passages[0].rank == 1 and answer.passages[0].chunk.chunk_id == citation.chunk_id
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [
+        ("International emigrants from the region, by sex, according to destination, 2020", False),  # caption
+        ("Colombian Migration Office, 2021", False),  # source line
+        ("Textbox 3.", False),  # a label cut off from its title
+        ("In the total emigrant population, there is a ratio of 93.3 men every 100 women.", True),
+        ("Without official delegation | Australia, Barbados, Brazil | 16", True),  # a table row
+    ],
+)
+def test_captions_source_lines_and_bare_labels_are_not_quoted(text: str, ok: bool) -> None:
+    from gcm_qa.answering import quotable
+
+    assert quotable(text, ["1. Migration in Latin America and the Caribbean"]) is ok
