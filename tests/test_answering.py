@@ -123,3 +123,23 @@ def test_captions_source_lines_and_bare_labels_are_not_quoted(text: str, ok: boo
     from gcm_qa.answering import quotable
 
     assert quotable(text, ["1. Migration in Latin America and the Caribbean"]) is ok
+
+
+def test_a_sub_heading_of_a_named_area_is_answered_from_it(report_engine: Engine) -> None:
+    # generic wording scores weakly against any one sentence; the named part keeps it on topic
+    answer = report_engine.ask("What challenges were identified in thematic area 4?")
+    assert not answer.abstained
+    assert answer.citations and all("2.4.3 Challenges" in c.section for c in answer.citations)
+
+
+def test_a_heading_named_in_the_question_counts_as_mentioned(report_engine: Engine) -> None:
+    answer = report_engine.ask("What did the Foreword say about participation?")
+    assert not answer.abstained
+    assert any(c.section == "Foreword" for c in answer.citations)
+
+
+def test_a_table_asked_about_is_shown_from_its_caption_on(report_engine: Engine) -> None:
+    answer = report_engine.ask("What does Annex 2 table 1 list?")
+    assert answer.answer.startswith("Table 1. Voluntary reports submitted")
+    assert "Argentina, Plurinational State of Bolivia" in answer.answer
+    assert "Annex 2" in answer.citations[0].section and "Table 1" in answer.citations[0].section

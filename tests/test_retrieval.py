@@ -233,3 +233,7 @@ def test_a_named_part_matches_its_heading_and_not_a_longer_number() -> None:
     assert not refers_to(chunk("Textbox 30. Something else"), "textbox 3")
     assert refers_to(chunk("2. Main findings", "2.4 Thematic area 4: Facilitating regular"), "thematic area 4")
     assert not refers_to(chunk("Annex 2. Basic statistics", "Table 1. Voluntary reports"), "annex 1")
+    assert refers_to(chunk("2. Main findings", "2.4 Thematic area 4", "2.4.3 Challenges"), "heading challenges")
+    # "situations" inside a long title is not the sub-heading "Situations to consider"
+    assert not refers_to(chunk("Executive Summary", "Thematic area 2: mitigating situations of vulnerability"),
+                         "heading situations")

@@ -15,7 +15,7 @@ from gcm_qa.embedder import Embedder
 from gcm_qa.index_store import BuildReport, LoadedIndex
 from gcm_qa.loaders import SUPPORTED_SUFFIXES, DocumentError
 from gcm_qa.query import part_asked_about, prepare, rewrite_followup
-from gcm_qa.retrieval import Filters, Retriever
+from gcm_qa.retrieval import Filters, Retriever, refers_to
 from gcm_qa.settings import Settings
 from gcm_qa.types import Answer
 
@@ -117,6 +117,8 @@ class Engine:
                 passages,
                 vector,
                 check_terms="" if query.spanish else standalone,
+                named_part=any(refers_to(p.chunk, r) for p in passages[: answerer.max_passages]
+                               for r in query.references),
             )
         else:
             text, citations, abstained = NO_ANSWER, [], True

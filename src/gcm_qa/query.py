@@ -78,32 +78,50 @@ _REFERENCE_NAMES = {"area tematica": "thematic area", "recuadro": "textbox", "an
                     "cuadro": "table", "objetivo": "objective"}
 
 
+# The report's recurring sub-headings (each thematic area has Progress, Situations to consider,
+# Challenges, Highlights), with the Spanish words for them.
+_SUBHEADINGS = {
+    "progress": r"progress|avances?|progresos?",
+    "situations": r"situations? to consider|situaciones",
+    "challenges": r"challenges?|desafios?|retos?",
+    "highlights": r"highlights?|aspectos destacados|destacados",
+    "conclusions": r"conclusions?|conclusiones",
+    "recommendations": r"recommendations?|recomendaciones",
+}
+
+
 def references(question: str) -> tuple[str, ...]:
-    """Numbered parts of the report a question names ("thematic area 4", "Annex 2", "objetivo 20").
+    """Numbered parts of the report a question names ("thematic area 4", "Annex 2", "objetivo 20"),
+    and, with one of them, a sub-heading inside it ("the challenges of thematic area 4").
 
     Neither retriever reads them well: "4" is one short token among many, and the embedding model
     barely tells "area 4" from "area 1". The retriever favours chunks under the named heading.
     """
+    folded = fold(question)
     found = []
-    for name, number in _REFERENCE.findall(fold(question)):
+    for name, number in _REFERENCE.findall(folded):
         ref = f"{_REFERENCE_NAMES.get(name, name)} {int(number)}"
         if ref not in found:
             found.append(ref)
+    if any(not r.startswith("objective") for r in found):
+        found += [f"heading {name}" for name, words in _SUBHEADINGS.items() if re.search(rf"\b(?:{words})\b", folded)]
     return tuple(found)
 
 
 _ABOUT = re.compile(
-    r"\b(?:what is|what's|what are)\b.*\babout\b|\bwhat (?:does|do)\b.*\b(?:say|says|cover|describe|show|present)\b"
+    r"\b(?:what is|what's|what are)\b.*\babout\b"
+    r"|\bwhat (?:does|do)\b.*\b(?:say|says|cover|describe|show|present|list|include|contain)\b"
     r"|\b(?:describe|summari[sz]e|summary of|overview of)\b|\bde qu[eé] trata|\bqu[eé] (?:dice|presenta|describe)\b",
     re.I,
 )
 
 
-def part_asked_about(query: SearchQuery) -> str | None:
+def part_asked_about(query: SearchQuery) -> tuple[str, ...]:
     """"What is textbox 3 about?" names a part of the report and asks what it holds, so its opening
-    (title and first sentences) is the answer, whatever the words score. Returns that part."""
-    parts = [r for r in query.references if not r.startswith("objective")]
-    return parts[0] if parts and _ABOUT.search(query.question) else None
+    (title and first sentences) is the answer, whatever the words score. Returns the references
+    that together name the part ("annex 2", "table 1"), or () for any other question."""
+    parts = tuple(r for r in query.references if not r.startswith("objective"))
+    return parts if parts and _ABOUT.search(query.question) else ()
 
 
 def prepare(question: str) -> SearchQuery:

@@ -59,6 +59,8 @@ def refers_to(chunk: Chunk, reference: str) -> bool:
     """Whether a chunk is part of the numbered heading a question names, or (for an objective)
     names or lists that objective."""
     kind, number = reference.rsplit(" ", 1)
+    if kind == "heading":  # a sub-heading: "challenges" is "2.4.3 Challenges"
+        return any(re.match(rf"[\d.\s]*{number}\b", fold(title)) for title in chunk.section[1:])
     if kind == "objective":
         n = int(number)
         title = gcm.OBJECTIVES.get(n, "")
@@ -77,9 +79,13 @@ class Retriever:
             [settings.boilerplate_weight if is_boilerplate(c) else 1.0 for c in index.chunks]
         )
 
-    def opening(self, reference: str, filters: Filters | None = None) -> Passage | None:
-        """The first chunk, in document order, of the part a question names ("textbox 3")."""
-        found = [c for c in self.index.chunks if (filters is None or filters.accepts(c)) and refers_to(c, reference)]
+    def opening(self, references: Sequence[str], filters: Filters | None = None) -> Passage | None:
+        """The first chunk, in document order, of the part a question names ("textbox 3", "annex 2"
+        and "table 1", "thematic area 4" and its "challenges")."""
+        found = [
+            c for c in self.index.chunks
+            if (filters is None or filters.accepts(c)) and all(refers_to(c, r) for r in references)
+        ]
         if not found:
             return None
         first = min(found, key=lambda c: (c.doc_id, c.start))
