@@ -143,3 +143,12 @@ def test_a_table_asked_about_is_shown_from_its_caption_on(report_engine: Engine)
     assert answer.answer.startswith("Table 1. Voluntary reports submitted")
     assert "Argentina, Plurinational State of Bolivia" in answer.answer
     assert "Annex 2" in answer.citations[0].section and "Table 1" in answer.citations[0].section
+
+
+def test_an_objective_asked_for_is_quoted_in_the_reports_own_wording(report_engine: Engine) -> None:
+    wording = "13. Use migration detention only as a measure of last resort and work towards alternatives."
+    answer = report_engine.ask("What is GCM objective 13?")
+    assert not answer.abstained
+    assert wording in answer.answer
+    (citation,) = answer.citations
+    assert citation.quote.endswith(wording)

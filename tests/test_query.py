@@ -172,7 +172,10 @@ def test_numbered_parts_of_the_report_are_read_from_the_question(question: str, 
         ("¿De qué trata el recuadro 8?", ("textbox 8",)),
         ("Describe the highlights of thematic area 2", ("thematic area 2", "heading highlights")),
         ("Which objective on remittances belongs to thematic area 4?", ()),  # asks for one thing in it
-        ("What is objective 20 about?", ()),  # an objective is not a part of the report
+        ("What is objective 20 about?", ("objective 20",)),  # asks for its wording
+        ("¿Qué dice el objetivo 23?", ("objective 23",)),
+        ("Which countries mentioned objective 13?", ()),  # asks about the objective, not for it
+        ("What progress was made on objective 13?", ()),
     ],
 )
 def test_a_question_about_what_a_part_holds_is_recognised(question: str, part: tuple[str, ...]) -> None:

@@ -15,7 +15,7 @@ from gcm_qa.embedder import Embedder
 from gcm_qa.index_store import BuildReport, LoadedIndex
 from gcm_qa.loaders import SUPPORTED_SUFFIXES, DocumentError
 from gcm_qa.query import part_asked_about, prepare, rewrite_followup
-from gcm_qa.retrieval import Filters, Retriever, refers_to
+from gcm_qa.retrieval import Filters, Retriever, objective_listing, refers_to
 from gcm_qa.settings import Settings
 from gcm_qa.types import Answer
 
@@ -109,8 +109,9 @@ class Engine:
         retrieved = time.perf_counter()
         answerer = Answerer(retriever.index, self.settings.answer)
         if opening is not None:
-            text, citations = answerer.describe(opening)
-            abstained = False
+            objective = part[0].rsplit(" ", 1)[1] if part[0].startswith("objective") else ""
+            text, citations = answerer.describe(opening, objective_listing(int(objective)) if objective else "")
+            abstained = not citations
         elif passages:
             text, citations, abstained = answerer.answer(
                 query.keyword if query.spanish else query.dense,

@@ -116,12 +116,24 @@ _ABOUT = re.compile(
 )
 
 
+# "What is objective 13?", "What does GCM objective 13 say?", "¿Qué dice el objetivo 13?"
+_OBJECTIVE_ASKED = re.compile(
+    r"^\W*(?:what|que|cual)\s+(?:is|was|does|do|dice|es|establece)?\s*(?:the\s+|el\s+)?(?:gcm\s+|global compact\s+)?"
+    r"obje(?:ctive|tivo)\s+\d{1,2}\b(?:\s+of the (?:gcm|global compact)|\s+del pacto mundial)?"
+    r"\W*(?:about|say|says|mean|state|dice|establece)?\W*$"
+)
+
+
 def part_asked_about(query: SearchQuery) -> tuple[str, ...]:
     """"What is textbox 3 about?" names a part of the report and asks what it holds, so its opening
-    (title and first sentences) is the answer, whatever the words score. Returns the references
-    that together name the part ("annex 2", "table 1"), or () for any other question."""
+    (title and first sentences) is the answer, whatever the words score. "What is objective 13?"
+    asks for the objective's wording. Returns the references that together name the part ("annex
+    2", "table 1"; "objective 13"), or () for any other question."""
     parts = tuple(r for r in query.references if not r.startswith("objective"))
-    return parts if parts and _ABOUT.search(query.question) else ()
+    if parts:
+        return parts if _ABOUT.search(query.question) else ()
+    objectives = tuple(r for r in query.references if r.startswith("objective"))
+    return objectives[:1] if len(objectives) == 1 and _OBJECTIVE_ASKED.search(fold(query.question)) else ()
 
 
 def prepare(question: str) -> SearchQuery:

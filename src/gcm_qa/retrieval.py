@@ -55,6 +55,12 @@ def is_boilerplate(chunk: Chunk) -> bool:
     return bool(chunk.section) and chunk.section[0].strip().lower() in BOILERPLATE
 
 
+def objective_listing(n: int) -> str:
+    """How a list of objectives prints objective ``n`` ("13. use migration detention only as a m")."""
+    title = gcm.OBJECTIVES.get(n, "")
+    return f"{n}. {title[:40]}".lower() if title else ""
+
+
 def refers_to(chunk: Chunk, reference: str) -> bool:
     """Whether a chunk is part of the numbered heading a question names, or (for an objective)
     names or lists that objective."""
@@ -63,10 +69,8 @@ def refers_to(chunk: Chunk, reference: str) -> bool:
         return any(re.match(rf"[\d.\s]*{number}\b", fold(title)) for title in chunk.section[1:])
     if kind == "objective":
         n = int(number)
-        title = gcm.OBJECTIVES.get(n, "")
-        return n in gcm.explicit_objectives(chunk.text) or (
-            bool(title) and f"{n}. {title[:40]}".lower() in chunk.text.lower()
-        )
+        listing = objective_listing(n)
+        return n in gcm.explicit_objectives(chunk.text) or (bool(listing) and listing in chunk.text.lower())
     return re.search(rf"(?<![\w.]){re.escape(reference)}(?!\d|\.\d)", fold(chunk.section_label)) is not None
 
 
@@ -82,10 +86,17 @@ class Retriever:
     def opening(self, references: Sequence[str], filters: Filters | None = None) -> Passage | None:
         """The first chunk, in document order, of the part a question names ("textbox 3", "annex 2"
         and "table 1", "thematic area 4" and its "challenges")."""
-        found = [
-            c for c in self.index.chunks
-            if (filters is None or filters.accepts(c)) and all(refers_to(c, r) for r in references)
-        ]
+        if len(references) == 1 and references[0].startswith("objective"):
+            # an objective is not a part of the report: where it is listed by its wording
+            n = int(references[0].rsplit(" ", 1)[1])
+            listing = objective_listing(n)
+            found = [c for c in self.index.chunks
+                     if (filters is None or filters.accepts(c)) and listing and listing in c.text.lower()]
+        else:
+            found = [
+                c for c in self.index.chunks
+                if (filters is None or filters.accepts(c)) and all(refers_to(c, r) for r in references)
+            ]
         if not found:
             return None
         first = min(found, key=lambda c: (c.doc_id, c.start))
