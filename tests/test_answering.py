@@ -114,6 +114,7 @@ def test_what_a_textbox_is_about_is_answered_by_its_opening(report_engine: Engin
     [
         ("International emigrants from the region, by sex, according to destination, 2020", False),  # caption
         ("Colombian Migration Office, 2021", False),  # source line
+        ("Percentage share of immigrants and emigrants, with respect to the population, by subregions, 2020.", False),
         ("Textbox 3.", False),  # a label cut off from its title
         ("In the total emigrant population, there is a ratio of 93.3 men every 100 women.", True),
         ("Without official delegation | Australia, Barbados, Brazil | 16", True),  # a table row

@@ -44,7 +44,7 @@ _ITEM = re.compile(r"^(?:- |\(?\d{1,2}[.)] |\(?[a-z][.)] )")
 _LABEL_ONLY = re.compile(r"^(?:Text\s?box|Box|Table|Graph|Figure|Annex|Recuadro|Cuadro|Gráfico|Anexo)\s+\d+\.?$", re.I)
 # a caption or source line: "International emigrants from the region, by sex, according to
 # destination, 2020" or "Colombian Migration Office, 2021" (no sentence ends that way)
-_DATED_LINE = re.compile(r"^[A-ZÁÉÍÓÚ][^.:;|]{2,160},\s*(?:19|20)\d{2}$")
+_DATED_LINE = re.compile(r"^[A-ZÁÉÍÓÚ][^.:;|]{2,160},\s*(?:19|20)\d{2}\.?$")
 _CAPTION = re.compile(r"^(?:Source|Fuente)\s*:|^(?:Graph|Gráfico|Figure)\s+\d", re.I)
 _NUMBER = re.compile(r"\d")
 _DATE = re.compile(r"\b(?:19|20)\d{2}\b|\b(?:January|February|March|April|May|June|July|August|September|"
