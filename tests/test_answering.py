@@ -153,3 +153,9 @@ def test_an_objective_asked_for_is_quoted_in_the_reports_own_wording(report_engi
     assert wording in answer.answer
     (citation,) = answer.citations
     assert citation.quote.endswith(wording)
+
+
+def test_a_graph_asked_about_is_shown_from_its_caption(report_engine: Engine) -> None:
+    answer = report_engine.ask("What does graph 6 show?")
+    assert answer.answer.startswith("Graph 6. Percentage share of immigrants and emigrants")
+    assert answer.citations[0].quote.startswith("Graph 6.")

@@ -174,6 +174,8 @@ def test_numbered_parts_of_the_report_are_read_from_the_question(question: str, 
         ("Which objective on remittances belongs to thematic area 4?", ()),  # asks for one thing in it
         ("What is objective 20 about?", ("objective 20",)),  # asks for its wording
         ("¿Qué dice el objetivo 23?", ("objective 23",)),
+        ("What does graph 6 show?", ("graph 6",)),
+        ("¿Qué muestra el gráfico 2?", ("graph 2",)),
         ("Which countries mentioned objective 13?", ()),  # asks about the objective, not for it
         ("What progress was made on objective 13?", ()),
     ],

@@ -427,13 +427,15 @@ class Answerer:
         vectors = self.index.sentence_embeddings[rows] if rows else np.zeros((0, dim), dtype=np.float32)
         return found, vectors
 
-    def describe(self, passage: Passage, needle: str = "") -> tuple[str, list[Citation]]:
+    def describe(self, passage: Passage, needle: str = "", single: bool = False) -> tuple[str, list[Citation]]:
         """The opening sentences of a passage, in order, as one quote: the answer to "what is
         textbox 3 about?" is its title and first lines, not its best-scoring sentence. With a
-        ``needle``, only the sentence that holds it (an objective's wording in a list)."""
+        ``needle``, from the sentence that holds it on (a graph's caption), or that sentence alone
+        (``single``: an objective's wording in a list)."""
         sentences, _ = self.sentences([passage])
         if needle:
-            sentences = [s for s in sentences if needle in s.text.lower()][:1]
+            at = next((i for i, s in enumerate(sentences) if needle in s.text.lower()), len(sentences))
+            sentences = sentences[at : at + 1] if single else sentences[at:]
         if not sentences:
             return NO_ANSWER, []
         shown: list[Sentence] = []

@@ -15,7 +15,7 @@ from gcm_qa.embedder import Embedder
 from gcm_qa.index_store import BuildReport, LoadedIndex
 from gcm_qa.loaders import SUPPORTED_SUFFIXES, DocumentError
 from gcm_qa.query import part_asked_about, prepare, rewrite_followup
-from gcm_qa.retrieval import Filters, Retriever, objective_listing, refers_to
+from gcm_qa.retrieval import Filters, Retriever, refers_to
 from gcm_qa.settings import Settings
 from gcm_qa.types import Answer
 
@@ -104,13 +104,12 @@ class Engine:
         part = part_asked_about(query)
         opening = retriever.opening(part, filters) if part else None
         if opening is not None:
-            rest = [p for p in passages if p.chunk.chunk_id != opening.chunk.chunk_id]
-            passages = [opening, *(replace(p, rank=i + 2) for i, p in enumerate(rest))][: len(passages) or 1]
+            rest = [p for p in passages if p.chunk.chunk_id != opening.passage.chunk.chunk_id]
+            passages = [opening.passage, *(replace(p, rank=i + 2) for i, p in enumerate(rest))][: len(passages) or 1]
         retrieved = time.perf_counter()
         answerer = Answerer(retriever.index, self.settings.answer)
         if opening is not None:
-            objective = part[0].rsplit(" ", 1)[1] if part[0].startswith("objective") else ""
-            text, citations = answerer.describe(opening, objective_listing(int(objective)) if objective else "")
+            text, citations = answerer.describe(opening.passage, opening.needle, opening.single)
             abstained = not citations
         elif passages:
             text, citations, abstained = answerer.answer(

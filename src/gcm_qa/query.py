@@ -71,11 +71,11 @@ class SearchQuery:
 
 
 _REFERENCE = re.compile(
-    r"\b(thematic area|area tematica|textbox|recuadro|annex|anexo|table|tabla|cuadro|objective|objetivo)s?"
-    r"\s+(\d{1,2})\b"
+    r"\b(thematic area|area tematica|textbox|recuadro|annex|anexo|table|tabla|cuadro|objective|objetivo|graph|"
+    r"grafico)s?\s+(\d{1,2})\b"
 )
 _REFERENCE_NAMES = {"area tematica": "thematic area", "recuadro": "textbox", "anexo": "annex", "tabla": "table",
-                    "cuadro": "table", "objetivo": "objective"}
+                    "cuadro": "table", "objetivo": "objective", "grafico": "graph"}
 
 
 # The report's recurring sub-headings (each thematic area has Progress, Situations to consider,
@@ -111,7 +111,8 @@ def references(question: str) -> tuple[str, ...]:
 _ABOUT = re.compile(
     r"\b(?:what is|what's|what are)\b.*\babout\b"
     r"|\bwhat (?:does|do)\b.*\b(?:say|says|cover|describe|show|present|list|include|contain)\b"
-    r"|\b(?:describe|summari[sz]e|summary of|overview of)\b|\bde qu[eé] trata|\bqu[eé] (?:dice|presenta|describe)\b",
+    r"|\b(?:describe|summari[sz]e|summary of|overview of)\b"
+    r"|\bde qu[eé] trata|\bqu[eé] (?:dice|presenta|describe|muestra)\b",
     re.I,
 )
 
@@ -129,7 +130,10 @@ def part_asked_about(query: SearchQuery) -> tuple[str, ...]:
     (title and first sentences) is the answer, whatever the words score. "What is objective 13?"
     asks for the objective's wording. Returns the references that together name the part ("annex
     2", "table 1"; "objective 13"), or () for any other question."""
-    parts = tuple(r for r in query.references if not r.startswith("objective"))
+    parts = tuple(r for r in query.references if not r.startswith(("objective", "graph")))
+    graphs = tuple(r for r in query.references if r.startswith("graph"))
+    if graphs and not parts:
+        return graphs[:1] if _ABOUT.search(query.question) else ()
     if parts:
         return parts if _ABOUT.search(query.question) else ()
     objectives = tuple(r for r in query.references if r.startswith("objective"))

@@ -55,6 +55,16 @@ def is_boilerplate(chunk: Chunk) -> bool:
     return bool(chunk.section) and chunk.section[0].strip().lower() in BOILERPLATE
 
 
+@dataclass(frozen=True)
+class Opening:
+    """The passage where a named part begins, and (for a graph or an objective) the text that marks
+    the spot in it; ``single``: that sentence alone is the answer."""
+
+    passage: Passage
+    needle: str = ""
+    single: bool = False
+
+
 def objective_listing(n: int) -> str:
     """How a list of objectives prints objective ``n`` ("13. use migration detention only as a m")."""
     title = gcm.OBJECTIVES.get(n, "")
@@ -65,6 +75,8 @@ def refers_to(chunk: Chunk, reference: str) -> bool:
     """Whether a chunk is part of the numbered heading a question names, or (for an objective)
     names or lists that objective."""
     kind, number = reference.rsplit(" ", 1)
+    if kind == "graph":  # graphs are not sections: the text names them ("Graph 6 shows...")
+        return re.search(rf"(?<![\w.])graph {int(number)}(?!\d)", fold(chunk.text)) is not None
     if kind == "heading":  # a sub-heading: "challenges" is "2.4.3 Challenges"
         return any(re.match(rf"[\d.\s]*{number}\b", fold(title)) for title in chunk.section[1:])
     if kind == "objective":
@@ -83,15 +95,17 @@ class Retriever:
             [settings.boilerplate_weight if is_boilerplate(c) else 1.0 for c in index.chunks]
         )
 
-    def opening(self, references: Sequence[str], filters: Filters | None = None) -> Passage | None:
-        """The first chunk, in document order, of the part a question names ("textbox 3", "annex 2"
-        and "table 1", "thematic area 4" and its "challenges")."""
-        if len(references) == 1 and references[0].startswith("objective"):
-            # an objective is not a part of the report: where it is listed by its wording
-            n = int(references[0].rsplit(" ", 1)[1])
-            listing = objective_listing(n)
+    def opening(self, references: Sequence[str], filters: Filters | None = None) -> Opening | None:
+        """Where the part a question names begins: the first chunk, in document order, of "textbox
+        3", of "annex 2" and its "table 1", of "thematic area 4" and its "challenges"; for a graph,
+        the chunk with its caption; for an objective, the first list that prints its wording."""
+        needle, single = "", False
+        if len(references) == 1 and references[0].split(" ")[0] in ("objective", "graph"):
+            kind, number = references[0].rsplit(" ", 1)
+            needle = objective_listing(int(number)) if kind == "objective" else f"graph {int(number)}."
+            single = kind == "objective"
             found = [c for c in self.index.chunks
-                     if (filters is None or filters.accepts(c)) and listing and listing in c.text.lower()]
+                     if (filters is None or filters.accepts(c)) and needle and needle in c.text.lower()]
         else:
             found = [
                 c for c in self.index.chunks
@@ -100,7 +114,7 @@ class Retriever:
         if not found:
             return None
         first = min(found, key=lambda c: (c.doc_id, c.start))
-        return Passage(chunk=first, score=1.0, rank=1)
+        return Opening(Passage(chunk=first, score=1.0, rank=1), needle, single)
 
     def mask(self, filters: Filters) -> np.ndarray | None:
         if filters.is_empty():
