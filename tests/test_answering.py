@@ -159,3 +159,9 @@ def test_a_graph_asked_about_is_shown_from_its_caption(report_engine: Engine) ->
     answer = report_engine.ask("What does graph 6 show?")
     assert answer.answer.startswith("Graph 6. Percentage share of immigrants and emigrants")
     assert answer.citations[0].quote.startswith("Graph 6.")
+
+
+def test_what_the_report_recommends_comes_from_its_recommendations(report_engine: Engine) -> None:
+    answer = report_engine.ask("What does the report recommend for a future regional review?")
+    assert not answer.abstained
+    assert answer.citations and all("4.2 Recommendations" in c.section for c in answer.citations)

@@ -157,6 +157,9 @@ def test_follow_up_through_the_engine(report_engine: Engine) -> None:
         ("What challenges were identified in thematic area 4?", ("thematic area 4", "heading challenges")),
         ("¿Cuáles son los desafíos del área temática 5?", ("thematic area 5", "heading challenges")),
         ("What challenges do migrants face?", ()),  # a sub-heading word counts only inside a named part
+        ("What does the report recommend on data?", ("heading recommendations",)),
+        ("¿Qué concluye el informe sobre la regularización?", ("heading conclusions",)),
+        ("What did civil society recommend?", ()),  # someone else's recommendations
     ],
 )
 def test_numbered_parts_of_the_report_are_read_from_the_question(question: str, expected: tuple[str, ...]) -> None:

@@ -90,6 +90,10 @@ _SUBHEADINGS = {
 }
 
 
+# "What does the report recommend...?" asks for its own Recommendations and Conclusions sections.
+_REPORT_WIDE = {"recommendations": r"recommend|recomend|recomiend", "conclusions": r"conclu"}
+
+
 def references(question: str) -> tuple[str, ...]:
     """Numbered parts of the report a question names ("thematic area 4", "Annex 2", "objetivo 20"),
     and, with one of them, a sub-heading inside it ("the challenges of thematic area 4").
@@ -105,6 +109,8 @@ def references(question: str) -> tuple[str, ...]:
             found.append(ref)
     if any(not r.startswith("objective") for r in found):
         found += [f"heading {name}" for name, words in _SUBHEADINGS.items() if re.search(rf"\b(?:{words})\b", folded)]
+    elif re.search(r"\b(?:the report|el informe)\b", folded):
+        found += [f"heading {name}" for name, words in _REPORT_WIDE.items() if re.search(rf"\b(?:{words})", folded)]
     return tuple(found)
 
 
