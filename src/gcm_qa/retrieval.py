@@ -94,6 +94,16 @@ class Retriever:
         self.priors = np.array(
             [settings.boilerplate_weight if is_boilerplate(c) else 1.0 for c in index.chunks]
         )
+        self._reference_hits: dict[str, np.ndarray] = {}
+
+    def reference_hits(self, reference: str) -> np.ndarray:
+        """Which chunks a reference names, as a mask. Each reference is a regex pass over every
+        chunk, so it is made once per loaded index and kept."""
+        hits = self._reference_hits.get(reference)
+        if hits is None:
+            hits = np.array([refers_to(c, reference) for c in self.index.chunks], dtype=bool)
+            self._reference_hits[reference] = hits
+        return hits
 
     def opening(self, references: Sequence[str], filters: Filters | None = None) -> Opening | None:
         """Where the part a question names begins: the first chunk, in document order, of "textbox
@@ -107,10 +117,9 @@ class Retriever:
             found = [c for c in self.index.chunks
                      if (filters is None or filters.accepts(c)) and needle and needle in c.text.lower()]
         else:
-            found = [
-                c for c in self.index.chunks
-                if (filters is None or filters.accepts(c)) and all(refers_to(c, r) for r in references)
-            ]
+            named = np.logical_and.reduce([self.reference_hits(r) for r in references])
+            found = [c for c, hit in zip(self.index.chunks, named, strict=True)
+                     if hit and (filters is None or filters.accepts(c))]
         if not found:
             return None
         first = min(found, key=lambda c: (c.doc_id, c.start))
@@ -193,8 +202,7 @@ class Retriever:
             fused = fusion.rrf([dense_rank, lexical_rank], [s.dense_weight, 1.0], s.rrf_k)
         fused = fused * self.priors
         for reference in query.references:
-            hits = np.array([refers_to(c, reference) for c in self.index.chunks])
-            fused = np.where(hits, fused * (1 + s.reference_boost), fused)
+            fused = np.where(self.reference_hits(reference), fused * (1 + s.reference_boost), fused)
         order = [int(i) for i in np.argsort(-fused, kind="stable") if fused[i] > 0]
         passages: list[Passage] = []
         kept: list[int] = []
