@@ -429,3 +429,28 @@ def test_real_subprocess_ask_json_and_error(report_flags: list[str], tmp_path: P
     assert failed.returncode == 1
     assert failed.stdout == ""
     assert one_error_line(failed.stderr).startswith("gcm-qa: error: corpus folder not found")
+
+
+def test_eval_writes_its_reports_and_exits_non_zero_below_a_floor(
+    capsys: pytest.CaptureFixture[str], report_flags: list[str], tmp_path: Path
+) -> None:
+    gold_file = Path(__file__).resolve().parents[1] / "eval" / "gold.jsonl"
+    rows = [json.loads(line) for line in gold_file.read_text(encoding="utf-8").splitlines()]
+    picked = [r for r in rows if r["split"] == "dev" and r["type"] in ("factoid", "unanswerable")][:4]
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in picked), encoding="utf-8")
+    reachable, impossible = tmp_path / "ok.toml", tmp_path / "impossible.toml"
+    reachable.write_text('[min]\n"retrieval.hit@10" = 0.0\n[max]\n"answers.median_answer_chars" = 2000\n')
+    impossible.write_text('[min]\n"retrieval.hit@5" = 1.01\n')
+    common = ["eval", *report_flags, "--split", "dev", "--gold", str(gold), "--no-baselines"]
+
+    code, out, err = run(capsys, *common, "--thresholds", str(reachable), "--out", str(tmp_path / "ok"))
+    assert code == 0, err
+    assert "| gcm-qa |" in out and "All thresholds" in out
+    for name in ("latest.json", "report.md", "chart.png"):
+        assert (tmp_path / "ok" / name).stat().st_size > 0
+    assert len(json.loads((tmp_path / "ok" / "latest.json").read_text())["questions"]) == len(picked)
+
+    code, out, err = run(capsys, *common, "--thresholds", str(impossible), "--out", str(tmp_path / "low"))
+    assert code == 1
+    assert "below threshold" in err and "hit@5" in err
