@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from gcm_qa.answering import has_quantity, intent
@@ -153,6 +155,29 @@ def test_an_objective_asked_for_is_quoted_in_the_reports_own_wording(report_engi
     assert wording in answer.answer
     (citation,) = answer.citations
     assert citation.quote.endswith(wording)
+
+
+@pytest.mark.parametrize(
+    ("question", "wording"),
+    [
+        ("Which GCM objective deals with migrant detention?", "13. Use migration detention only as a measure"),
+        ("Which objective on remittances belongs to thematic area 4?", "20. Promote faster, safer and cheaper"),
+        ("What objective covers the portability of social security?", "22. Establish mechanisms for the portability"),
+        ("¿Qué objetivo trata de la trata de personas?", "10. Prevent, combat and eradicate trafficking"),
+    ],
+)
+def test_an_objective_asked_for_by_topic_is_quoted_from_a_list_of_objectives(
+    report_engine: Engine, question: str, wording: str
+) -> None:
+    answer = report_engine.ask(question)
+    assert answer.answer.startswith(wording)
+    (citation,) = answer.citations
+    assert wording in citation.quote
+
+
+def test_a_question_on_objectives_that_no_title_answers_is_answered_from_the_text(report_engine: Engine) -> None:
+    answer = report_engine.ask("Which objective is the most advanced in the region?")
+    assert not re.match(r"\d{1,2}\. ", answer.answer)
 
 
 def test_a_graph_asked_about_is_shown_from_its_caption(report_engine: Engine) -> None:

@@ -6,8 +6,10 @@ import pytest
 
 from gcm_qa.engine import Engine
 from gcm_qa.query import (
+    areas_named,
     is_spanish,
     needs_context,
+    objective_sought,
     part_asked_about,
     prepare,
     references,
@@ -185,3 +187,22 @@ def test_numbered_parts_of_the_report_are_read_from_the_question(question: str, 
 )
 def test_a_question_about_what_a_part_holds_is_recognised(question: str, part: tuple[str, ...]) -> None:
     assert part_asked_about(prepare(question)) == part
+
+
+@pytest.mark.parametrize(
+    ("question", "sought", "areas"),
+    [
+        ("Which GCM objective deals with migrant detention?", True, ()),
+        ("Which objective on remittances belongs to thematic area 4?", True, (4,)),
+        ("¿Qué objetivo trata de la trata de personas?", True, ()),
+        ("Which objectives of thematic area 4 are most feasible?", False, (4,)),  # several, by a judgement
+        ("What is objective 13?", False, ()),  # named by number: its wording is asked for
+        ("What progress was made on detention?", False, ()),
+    ],
+)
+def test_a_question_for_the_objective_on_a_topic_is_recognised(
+    question: str, sought: bool, areas: tuple[int, ...]
+) -> None:
+    query = prepare(question)
+    assert objective_sought(query) is sought
+    assert areas_named(query) == areas

@@ -361,3 +361,19 @@ def test_a_chapter_named_without_its_number_in_the_summary_is_a_heading(report_l
     assert path[0] == "Executive Summary"
     assert path[-1].startswith("Integrating the vision and guiding principles")
     assert not any(title.startswith("Thematic area 5") for title in path)
+
+
+def _similarity(**by_objective: float) -> list[float]:
+    return [by_objective.get(f"o{n}", 0.2) for n in range(1, 24)]
+
+
+def test_the_objective_asked_for_by_topic_is_the_best_title_or_keyword_match() -> None:
+    # a keyword of objective 20 settles a close call between titles
+    assert gcm.choose_objective(_similarity(o20=0.32, o21=0.31), "Which objective covers remittances?") == 20
+    # no keyword: a title clearly ahead of the others is enough
+    assert gcm.choose_objective(_similarity(o17=0.52, o10=0.41), "Which objective addresses hate speech?") == 17
+    # no keyword and no title that stands out: no objective
+    assert gcm.choose_objective(_similarity(o11=0.24, o23=0.21), "Which objective is the most advanced?") is None
+    assert gcm.choose_objective(_similarity(o17=0.52, o10=0.50), "Which objective addresses hate speech?") is None
+    # a named thematic area restricts the choice to its objectives
+    assert gcm.choose_objective(_similarity(o13=0.6, o21=0.5), "Which objective of area 3 is about it?", [3]) == 21

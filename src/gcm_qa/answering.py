@@ -453,6 +453,8 @@ class Answerer:
         citation = Citation(n=1, doc_id=c.doc_id, title=c.title, section=c.section_label, page=c.page_label,
                             quote=quote, score=passage.score, passage_rank=passage.rank, chunk_id=c.chunk_id)
         lines = [_NOTE_MARK.sub("", s.text) for s in shown]
+        if single:  # an objective's line in a bulleted list: "- 13. Use migration detention…"
+            lines = [re.sub(r"^- ", "", line) for line in lines]
         if cut:
             lines[-1] = cut
         lines = [line if line.rstrip()[-1:] in ".:;?!|…" else f"{line.rstrip()}." for line in lines]  # titles

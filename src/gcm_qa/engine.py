@@ -9,12 +9,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from gcm_qa import corpus, index_store
+import numpy as np
+
+from gcm_qa import corpus, gcm, index_store
 from gcm_qa.answering import NO_ANSWER, Answerer
 from gcm_qa.embedder import Embedder
 from gcm_qa.index_store import BuildReport, LoadedIndex
 from gcm_qa.loaders import SUPPORTED_SUFFIXES, DocumentError
-from gcm_qa.query import part_asked_about, prepare, rewrite_followup
+from gcm_qa.query import areas_named, objective_sought, part_asked_about, prepare, rewrite_followup
 from gcm_qa.retrieval import Filters, Retriever, refers_to
 from gcm_qa.settings import Settings
 from gcm_qa.types import Answer
@@ -44,6 +46,7 @@ class Engine:
         self._index: LoadedIndex | None = None
         self._retriever: Retriever | None = None
         self._lock = threading.RLock()
+        self._objective_titles: np.ndarray | None = None
 
     @property
     def embedder(self) -> Embedder:
@@ -102,6 +105,9 @@ class Engine:
         vector = self.embedder.encode([query.dense])[0]
         passages = retriever.search(query, top_k=top_k, filters=filters, query_vector=vector)
         part = part_asked_about(query)
+        if not part and objective_sought(query):
+            chosen = self._objective_for(query.dense + " " + query.question, vector, areas_named(query))
+            part = (f"objective {chosen}",) if chosen else ()
         opening = retriever.opening(part, filters) if part else None
         if opening is not None:
             rest = [p for p in passages if p.chunk.chunk_id != opening.passage.chunk.chunk_id]
@@ -136,6 +142,14 @@ class Engine:
             },
             query=standalone,
         )
+
+    def _objective_for(self, text: str, vector: np.ndarray, areas: Sequence[int]) -> int | None:
+        """Which GCM objective a "which objective covers X?" question means, by the objectives'
+        titles (embedded once per engine) and keywords."""
+        with self._lock:
+            if self._objective_titles is None:
+                self._objective_titles = self.embedder.encode([gcm.OBJECTIVES[n] for n in sorted(gcm.OBJECTIVES)])
+        return gcm.choose_objective(self._objective_titles @ vector, text, areas)
 
     def _retriever_or_load(self) -> Retriever:
         if self._retriever is None:

@@ -146,3 +146,38 @@ def tag(text: str, section_path: Sequence[str]) -> tuple[list[int], list[int]]:
 
 def objectives_of_areas(areas: Iterable[int]) -> set[int]:
     return {o for a in areas for o in AREA_OBJECTIVES.get(a, ())}
+
+
+# Choosing the objective a question asks for by topic ("Which objective deals with detention?").
+# A keyword of the objective in the question counts for this much cosine; without one, the best
+# title must be at least this similar to the question and this far ahead of the next.
+KEYWORD_BONUS = 0.15
+MIN_TITLE_SIMILARITY = 0.45
+MIN_MARGIN = 0.05
+
+
+def choose_objective(
+    title_similarity: Sequence[float], question: str, areas: Iterable[int] = ()
+) -> int | None:
+    """The objective whose title (``title_similarity[n - 1]``: the question's cosine with objective
+    n's title) and keywords best match the question, among the objectives of ``areas`` when the
+    question names thematic areas; None when no objective stands out.
+
+    The titles are the GCM's own words, so a question about "locking up migrants" reaches
+    objective 13 through its title's embedding even when no keyword matches.
+    """
+    allowed = objectives_of_areas(areas) or set(OBJECTIVES)
+    hits = keyword_objectives(question)
+    scored = sorted(
+        ((float(title_similarity[n - 1]) + (KEYWORD_BONUS if n in hits else 0.0), n) for n in allowed),
+        reverse=True,
+    )
+    if not scored:
+        return None
+    best_score, best = scored[0]
+    runner_up = scored[1][0] if len(scored) > 1 else 0.0
+    if best in hits and best_score > runner_up:
+        return best
+    if best_score >= MIN_TITLE_SIMILARITY and best_score - runner_up >= MIN_MARGIN:
+        return best
+    return None

@@ -146,6 +146,24 @@ def part_asked_about(query: SearchQuery) -> tuple[str, ...]:
     return objectives[:1] if len(objectives) == 1 and _OBJECTIVE_ASKED.search(fold(query.question)) else ()
 
 
+# "Which objective deals with detention?", "What GCM objective covers remittances?", "¿Qué objetivo
+# trata de la trata de personas?": one objective, asked for by its topic rather than its number.
+_WHICH_OBJECTIVE = re.compile(
+    r"^\W*(?:which|what|que|cual)\s+(?:is\s+the\s+|es\s+el\s+)?(?:gcm\s+|global compact\s+)?obje(?:ctive|tivo)\b(?!s)"
+)
+
+
+def objective_sought(query: SearchQuery) -> bool:
+    """The question asks which single objective covers a topic (and names none by number)."""
+    if any(r.startswith("objective") for r in query.references):
+        return False
+    return bool(_WHICH_OBJECTIVE.search(fold(query.question)))
+
+
+def areas_named(query: SearchQuery) -> tuple[int, ...]:
+    return tuple(int(r.rsplit(" ", 1)[1]) for r in query.references if r.startswith("thematic area"))
+
+
 def prepare(question: str) -> SearchQuery:
     question = " ".join(question.split())
     refs = references(question)
