@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from gcm_qa.answering import has_quantity, intent
+from gcm_qa.answering import has_quantity, intent, intents
 from gcm_qa.engine import Engine
 
 
@@ -190,3 +190,16 @@ def test_what_the_report_recommends_comes_from_its_recommendations(report_engine
     answer = report_engine.ask("What does the report recommend for a future regional review?")
     assert not answer.abstained
     assert answer.citations and all("4.2 Recommendations" in c.section for c in answer.citations)
+
+
+def test_a_two_part_question_asks_for_two_kinds_of_thing() -> None:
+    wanted = [t.name for t in intents("When did hurricanes Eta and Iota hit and how many people did they affect?")]
+    assert wanted == ["a figure", "a date"]
+    assert [t.name for t in intents("Who organised the meeting?")] == ["a name"]
+    assert intents("Why is data scarce?") == []
+
+
+def test_each_part_of_a_two_part_question_gets_its_sentence(report_engine: Engine) -> None:
+    answer = report_engine.ask("When did hurricanes Eta and Iota hit and how many people did they affect?")
+    assert "4 million" in answer.answer  # the figure
+    assert "November 2020" in answer.answer  # and the date, from another passage
