@@ -1,4 +1,4 @@
-"""The answerer's reading of what a question asks for, and its refusal to answer without it."""
+"""The answerer: what a question asks for, how sentences become an answer, and when it refuses."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import re
 
 import pytest
 
-from gcm_qa.answering import has_quantity, intent, intents
+from gcm_qa.answering import has_quantity, intent, intents, list_intro
 from gcm_qa.engine import Engine
+from gcm_qa.sentences import split_sentences
 
 
 @pytest.mark.parametrize(
@@ -203,3 +204,34 @@ def test_each_part_of_a_two_part_question_gets_its_sentence(report_engine: Engin
     answer = report_engine.ask("When did hurricanes Eta and Iota hit and how many people did they affect?")
     assert "4 million" in answer.answer  # the figure
     assert "November 2020" in answer.answer  # and the date, from another passage
+
+
+LIST = """The status has these features:
+- It is temporary.
+- It is addressed to:
+- Migrants with a regular status;
+- Asylum seekers;
+- Migrants with an irregular status.
+After the list comes prose."""
+
+
+def test_a_list_item_knows_the_intro_it_belongs_to() -> None:
+    sentences = split_sentences(LIST)
+    by_text = {s.text: s for s in sentences}
+    assert list_intro(by_text["- Asylum seekers;"], sentences) == by_text["- It is addressed to:"]
+    # an item of the outer list belongs to the first intro
+    assert list_intro(by_text["- It is temporary."], sentences) == by_text["The status has these features:"]
+    assert list_intro(by_text["After the list comes prose."], sentences) is None  # not an item
+
+
+def test_a_short_list_is_shown_whole_when_one_of_its_items_leads(report_engine: Engine) -> None:
+    answer = report_engine.ask("Who is Colombia's Temporary Protection Status for Venezuelans addressed to?")
+    assert answer.answer.startswith("It is addressed to: Venezuelan migrants who are in Colombia with a regular")
+    assert "Asylum seekers" in answer.answer
+
+
+def test_a_sentence_that_an_answer_already_holds_is_not_quoted_again(report_engine: Engine) -> None:
+    answer = report_engine.ask("What are the guiding principles on which the Global Compact is based?")
+    # "…guiding principles." and "…guiding principles: people-centredness; …": only the longer one
+    assert answer.answer.count("cross-cutting and interdependent guiding principles") == 1
+    assert "people-centredness" in answer.answer

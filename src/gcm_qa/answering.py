@@ -269,11 +269,26 @@ def list_items(intro: Sentence, siblings: Sequence[Sentence]) -> list[Sentence]:
     return items
 
 
+def list_intro(item: Sentence, siblings: Sequence[Sentence]) -> Sentence | None:
+    """The sentence ending with ':' that a list item belongs to, when the passage holds it and
+    only items stand between them."""
+    if not _ITEM.match(item.text):
+        return None
+    before = [s for s in siblings if s.passage == item.passage and s.start < item.start]
+    for s in reversed(before):
+        if s.text.rstrip().endswith(":"):
+            return s
+        if not _ITEM.match(s.text):
+            return None
+    return None
+
+
 @dataclass
 class _Pick:
     item: Scored
     text: str  # shown in the answer
     quote: str  # exact substring of the passage
+    tokens: set[str]  # the sentence's words, as tokenised
 
 
 def compose(
@@ -308,11 +323,26 @@ def compose(
         if chosen and item.score + gain(item, covered) < STOP_RATIO * best:
             break
         key = " ".join(tokenize(item.sentence.text))
-        if key in seen_text:
-            continue
+        if key in seen_text or any(token_sets[id(item)] <= p.tokens for p in chosen):
+            continue  # says nothing the answer does not say already
+        # a sentence that says all an earlier pick says and more replaces it ("…principles." and
+        # "…principles: people-centredness; …")
+        for p in [p for p in chosen if p.tokens < token_sets[id(item)]]:
+            chosen.remove(p)
+            used_chars -= len(p.text) + 5
         budget = settings.max_chars - used_chars
         if chosen and budget < 80:
             break
+        intro = list_intro(item.sentence, in_order) if not chosen else None
+        if intro is not None and (
+            len(intro.text) + sum(len(x.text) + 2 for x in list_items(intro, in_order)) <= settings.max_list_chars
+        ):
+            # one item of a short list answers "which groups…?" only in part: the list is the answer
+            key = " ".join(tokenize(intro.text))
+            item = Scored(intro, item.score, item.cosine, item.overlap)
+            token_sets[id(item)] = set(tokenize(intro.text))
+            if key in seen_text:
+                continue
         items = list_items(item.sentence, in_order)
         if items and not chosen:
             budget = settings.max_list_chars  # a list is the answer: it may take more room than prose
@@ -330,7 +360,7 @@ def compose(
             continue
         seen_text.add(key)
         covered |= token_sets[id(item)] & q_tokens
-        chosen.append(_Pick(item, text, quote))
+        chosen.append(_Pick(item, text, quote, token_sets[id(item)]))
         used_chars += len(text) + 5
     # Sentences quoted from the same passage share one citation whose quote is the exact span of
     # the passage that covers them (so it can be checked verbatim); spans too far apart to read as
@@ -388,7 +418,7 @@ def _with_items(
     """
     text = passages[intro.passage].chunk.text
     full = [_ITEM.sub("", s.text).rstrip(".;") for s in items]
-    lead = intro.text
+    lead = intro.text.removeprefix("- ")  # an intro that is itself an item: "- It is addressed to:"
     if len(lead) + sum(len(f) + 2 for f in full) > budget:
         full = [_head(f) for f in full]
         tail = lead.rsplit(", ", 1)[-1]
