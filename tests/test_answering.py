@@ -235,3 +235,9 @@ def test_a_sentence_that_an_answer_already_holds_is_not_quoted_again(report_engi
     # "…guiding principles." and "…guiding principles: people-centredness; …": only the longer one
     assert answer.answer.count("cross-cutting and interdependent guiding principles") == 1
     assert "people-centredness" in answer.answer
+
+
+def test_a_part_named_by_title_is_shown_from_its_first_text(report_engine: Engine) -> None:
+    answer = report_engine.ask("What does the foreword say?")
+    assert answer.answer.startswith("In the context of the structural inequalities characterising it")
+    assert answer.citations[0].section == "Foreword"

@@ -160,6 +160,11 @@ def test_follow_up_through_the_engine(report_engine: Engine) -> None:
         ("¿Cuáles son los desafíos del área temática 5?", ("thematic area 5", "heading challenges")),
         ("What challenges do migrants face?", ()),  # a sub-heading word counts only inside a named part
         ("What does the report recommend on data?", ("heading recommendations",)),
+        ("According to the concept note, what was the review to do?", ("annex 1",)),  # parts named by title
+        ("What did civil society propose in its opening message?", ("annex 3",)),
+        ("¿Qué dice el prólogo?", ("title foreword",)),
+        ("What are the conclusions of the executive summary?", ("title executive summary", "heading conclusions")),
+        ("How did civil society take part?", ()),  # civil society, but not its message
         ("¿Qué concluye el informe sobre la regularización?", ("heading conclusions",)),
         ("What did civil society recommend?", ()),  # someone else's recommendations
     ],

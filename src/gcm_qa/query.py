@@ -94,6 +94,20 @@ _SUBHEADINGS = {
 _REPORT_WIDE = {"recommendations": r"recommend|recomend|recomiend", "conclusions": r"conclu"}
 
 
+# Parts of the report that questions name by title rather than number (all words of an entry must
+# occur in the question), with the reference that marks them.
+_TITLED_PARTS = (
+    (("concept note",), "annex 1"),
+    (("nota conceptual",), "annex 1"),
+    (("civil society", "message"), "annex 3"),
+    (("sociedad civil", "mensaje"), "annex 3"),
+    (("foreword",), "title foreword"),
+    (("prologo",), "title foreword"),
+    (("executive summary",), "title executive summary"),
+    (("resumen ejecutivo",), "title executive summary"),
+)
+
+
 def references(question: str) -> tuple[str, ...]:
     """Numbered parts of the report a question names ("thematic area 4", "Annex 2", "objetivo 20"),
     and, with one of them, a sub-heading inside it ("the challenges of thematic area 4").
@@ -106,6 +120,9 @@ def references(question: str) -> tuple[str, ...]:
     for name, number in _REFERENCE.findall(folded):
         ref = f"{_REFERENCE_NAMES.get(name, name)} {int(number)}"
         if ref not in found:
+            found.append(ref)
+    for words, ref in _TITLED_PARTS:
+        if ref not in found and all(re.search(rf"\b{w}\b", folded) for w in words):
             found.append(ref)
     if any(not r.startswith("objective") for r in found):
         found += [f"heading {name}" for name, words in _SUBHEADINGS.items() if re.search(rf"\b(?:{words})\b", folded)]

@@ -72,8 +72,10 @@ def objective_listing(n: int) -> str:
 
 
 def refers_to(chunk: Chunk, reference: str) -> bool:
-    """Whether a chunk is part of the numbered heading a question names, or (for an objective)
-    names or lists that objective."""
+    """Whether a chunk is part of the heading a question names (by number, or a top-level part by
+    title), or (for an objective) names or lists that objective."""
+    if reference.startswith("title "):  # a top-level part named by its title: "title foreword"
+        return bool(chunk.section) and fold(chunk.section[0]).startswith(reference.removeprefix("title "))
     kind, number = reference.rsplit(" ", 1)
     if kind == "graph":  # graphs are not sections: the text names them ("Graph 6 shows...")
         return re.search(rf"(?<![\w.])graph {int(number)}(?!\d)", fold(chunk.text)) is not None
@@ -120,6 +122,7 @@ class Retriever:
             named = np.logical_and.reduce([self.reference_hits(r) for r in references])
             found = [c for c, hit in zip(self.index.chunks, named, strict=True)
                      if hit and (filters is None or filters.accepts(c))]
+        found = [c for c in found if len(c.text) >= 80] or found  # not a chunk that holds a bare heading
         if not found:
             return None
         first = min(found, key=lambda c: (c.doc_id, c.start))
