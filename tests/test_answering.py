@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from gcm_qa.answering import has_quantity, intent, intents, list_intro
+from gcm_qa.answering import has_quantity, intent, intents, list_intro, new_names
 from gcm_qa.engine import Engine
 from gcm_qa.sentences import split_sentences
 
@@ -241,3 +241,14 @@ def test_a_part_named_by_title_is_shown_from_its_first_text(report_engine: Engin
     answer = report_engine.ask("What does the foreword say?")
     assert answer.answer.startswith("In the context of the structural inequalities characterising it")
     assert answer.citations[0].section == "Foreword"
+
+
+def test_a_name_question_is_answered_only_by_a_name_it_does_not_hold() -> None:
+    asked = {"who", "won", "south", "american", "migration", "journalism", "award"}
+    # the sentence names the award the question names (and "America", in "American"): no answer
+    assert new_names("Training for journalists all over South America and the South American Migration "
+                     "Journalism Award. [1]", asked) == []
+    assert new_names("The award went to the Colectivo Migrante in June. [1]", asked) == ["Colectivo", "Migrante"]
+    assert new_names("IOM and ECLAC co-organised it. [1]", {"who", "organis"}) == ["ECLAC"]  # IOM opens it
+    assert intent("Which national parliaments adopted the law?").name == "a name"
+    assert intent("¿Qué países ratificaron el convenio?").name == "a name"

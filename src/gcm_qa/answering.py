@@ -124,9 +124,36 @@ def intents(question: str) -> list[AnswerType]:
     if re.search(r"^\W*(when|cuando)\b|\b(and|since|by|until) when\b|\b(what year|which year|what date|en que ano|"
                  r"que fecha)\b", q):
         found.append(AnswerType("a date", _DATE, lambda t: bool(_DATE.search(t))))
-    if not found and re.search(r"^(who|which (organisation|organization|body|agency|countr|person))|\bquien", q):
-        found.append(AnswerType("a name", _NAME))
+    if not found and _ASKS_NAME.search(q):
+        asked = set(tokenize(question)) | set(_WORD.findall(q))
+        found.append(AnswerType("a name", _NAME, lambda t: bool(new_names(t, asked))))
     return found
+
+
+# "Who…?", "Which countries / organisations / donors…?", "¿Qué países…?", "¿Quién…?": a name is asked for
+_ASKS_NAME = re.compile(
+    r"^\W*(?:who|whom)\b|^\W*(?:in |by |from |with )?which (?:\w+ ){0,2}(?:organi[sz]ations?|bod(?:y|ies)|"
+    r"agenc(?:y|ies)|countr(?:y|ies)|persons?|people|states|institutions?|donors?|parliaments?|governments?|"
+    r"cit(?:y|ies)|ministr(?:y|ies)|networks?|speakers?|actors?)\b|\bquien(?:es)?\b|"
+    r"^\W*(?:en |de )?(?:que|cuales?) (?:paises|pais|organismos?|organizaciones?|instituciones?|gobiernos?)\b"
+)
+_WORD = re.compile(r"[a-z]+")
+_CAPITALISED = re.compile(r"(?<![.;:!?]\s)(?<!^)(?<!- )\b(?:[A-ZÁÉÍÓÚÑ][a-záéíóúñü]+|[A-Z]{2,}[a-z]?)\b")
+
+
+def new_names(answer: str, asked: set[str]) -> list[str]:
+    """Names (capitalised words inside a sentence, acronyms) in an answer that the question does
+    not already hold: "Who won the South American Migration Journalism Award?" is not answered by
+    a sentence that only names the award."""
+    out = []
+    for line in re.split(r"\s*\[\d+\]\s*", answer):
+        for word in _CAPITALISED.findall(line.strip()):
+            folded = fold(word)
+            if (folded in _COMMON_CAPS or re.fullmatch(_MONTH, word) or set(tokenize(word)) <= asked
+                    or any(len(a) >= 4 and (folded.startswith(a) or a.startswith(folded)) for a in asked)):
+                continue  # "America" is in a question that says "American"
+            out.append(word)
+    return out
 
 
 def intent(question: str) -> AnswerType | None:
