@@ -252,3 +252,4 @@ def test_a_name_question_is_answered_only_by_a_name_it_does_not_hold() -> None:
     assert new_names("IOM and ECLAC co-organised it. [1]", {"who", "organis"}) == ["ECLAC"]  # IOM opens it
     assert intent("Which national parliaments adopted the law?").name == "a name"
     assert intent("¿Qué países ratificaron el convenio?").name == "a name"
+    assert intent("The report mentions political differences. Which countries were involved?").name == "a name"

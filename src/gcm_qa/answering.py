@@ -134,7 +134,7 @@ def intents(question: str) -> list[AnswerType]:
 _ASKS_NAME = re.compile(
     r"^\W*(?:who|whom)\b|^\W*(?:in |by |from |with )?which (?:\w+ ){0,2}(?:organi[sz]ations?|bod(?:y|ies)|"
     r"agenc(?:y|ies)|countr(?:y|ies)|persons?|people|states|institutions?|donors?|parliaments?|governments?|"
-    r"cit(?:y|ies)|ministr(?:y|ies)|networks?|speakers?|actors?)\b|\bquien(?:es)?\b|"
+    r"cit(?:y|ies)|ministr(?:y|ies)|networks?|speakers?|actors?)\b|\bquien(?:es)?\b|\bwhich countr(?:y|ies)\b|"
     r"^\W*(?:en |de )?(?:que|cuales?) (?:paises|pais|organismos?|organizaciones?|instituciones?|gobiernos?)\b"
 )
 _WORD = re.compile(r"[a-z]+")
