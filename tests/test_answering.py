@@ -6,8 +6,9 @@ import re
 
 import pytest
 
-from gcm_qa.answering import has_quantity, intent, intents, list_intro, new_names
+from gcm_qa.answering import gives, has_quantity, intent, intents, list_intro, new_names
 from gcm_qa.engine import Engine
+from gcm_qa.keyword import tokenize
 from gcm_qa.sentences import split_sentences
 
 
@@ -253,3 +254,13 @@ def test_a_name_question_is_answered_only_by_a_name_it_does_not_hold() -> None:
     assert intent("Which national parliaments adopted the law?").name == "a name"
     assert intent("¿Qué países ratificaron el convenio?").name == "a name"
     assert intent("The report mentions political differences. Which countries were involved?").name == "a name"
+
+
+def test_the_kind_of_thing_asked_for_must_come_in_a_sentence_about_the_question() -> None:
+    question = "Who won the South American Migration Journalism Award?"
+    wanted = intent(question)
+    asked = set(tokenize(question))
+    on_topic = "The South American Migration Journalism Award went to Colectivo Migrante. [1]"
+    beside = "The initiative of the Award was praised. [1] Other efforts were made by IOM. [2]"
+    assert gives(wanted, asked, on_topic)
+    assert not gives(wanted, asked, beside)  # IOM is a new name, but in a sentence about something else
