@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from gcm_qa.answering import gives, has_quantity, intent, intents, list_intro, new_names
+from gcm_qa.answering import gives, has_quantity, intent, intents, list_intro, new_names, quotable
 from gcm_qa.engine import Engine
 from gcm_qa.keyword import tokenize
 from gcm_qa.sentences import split_sentences
@@ -264,3 +264,21 @@ def test_the_kind_of_thing_asked_for_must_come_in_a_sentence_about_the_question(
     beside = "The initiative of the Award was praised. [1] Other efforts were made by IOM. [2]"
     assert gives(wanted, asked, on_topic)
     assert not gives(wanted, asked, beside)  # IOM is a new name, but in a sentence about something else
+
+
+def test_a_why_question_asks_for_a_reason_even_when_it_mentions_numbers() -> None:
+    assert intents("Why are figures from visa enquiries a poor guide to how many migrants there are?") == []
+    assert intents("Is it hard to know how many migrants there are?") == []
+    assert intent("How many migrants are there, and why?").name == "a figure"
+
+
+def test_a_reference_standing_alone_is_not_quoted() -> None:
+    assert not quotable("(IDB, 2021:9).", [])
+    assert not quotable("(UNDESA, 2019)", [])
+    assert quotable("The IDB proposal (IDB, 2021:9) has two tools.", [])
+
+
+def test_a_bullet_quoted_alone_loses_its_bullet(report_engine: Engine) -> None:
+    answer = report_engine.ask("Who leads Costa Rica's Permanent Forum of Migrants and Refugees?")
+    assert answer.answer.startswith("In Costa Rica, there is a Permanent Forum of Migrants and Refugees")
+    assert answer.citations[0].quote.startswith("- In Costa Rica")  # the quote stays exact

@@ -45,6 +45,7 @@ TOPIC_OVERLAP = 0.2
 # it scores at least this share of the best sentence (dev: 0.6 and 0.7 equal, 0.8 too strict).
 SECOND_PART_RATIO = 0.7
 _CITE_MARK = re.compile(r"\s*\[\d+\]")
+_BULLET = re.compile(r"^(?:[-◇•▪►]\s+)+")
 _CITE_SPLIT = re.compile(r"\s*\[\d+\]\s*")
 _NOTE_MARK = re.compile(r"^\[Note \d+\]\s*")
 _CLAUSE_BREAK = re.compile(r"(?<=[,;:—])\s+|\s+(?=—)|\s+(?=\()")
@@ -53,6 +54,8 @@ _LABEL_ONLY = re.compile(r"^(?:Text\s?box|Box|Table|Graph|Figure|Annex|Recuadro|
 # a caption or source line: "International emigrants from the region, by sex, according to
 # destination, 2020" or "Colombian Migration Office, 2021" (no sentence ends that way)
 _DATED_LINE = re.compile(r"^[A-ZÁÉÍÓÚ][^.:;|]{2,160},\s*(?:19|20)\d{2}\.?$")
+# a reference standing as a sentence of its own: "(IDB, 2021:9)." or "(UNDESA, 2019)."
+_REFERENCE_ONLY = re.compile(r"^\(?[A-Z][^()]{1,60},\s*(?:19|20)\d{2}[a-z]?(?::\s*[\d\-–, ]+)?\)?\.?$")
 _CAPTION = re.compile(r"^(?:Source|Fuente)\s*:|^(?:Graph|Gráfico|Figure)\s+\d", re.I)
 _NUMBER = re.compile(r"\d")
 _DATE = re.compile(r"\b(?:19|20)\d{2}\b|\b(?:January|February|March|April|May|June|July|August|September|"
@@ -120,6 +123,10 @@ def intents(question: str) -> list[AnswerType]:
     figure and a date."""
     q = fold(question)
     found: list[AnswerType] = []
+    if re.match(r"^\W*(?:why|por que)\b", q):
+        return found  # a reason is asked for, whatever figures the question mentions
+    # "how many" inside a clause ("a poor guide to how many migrants there are") asks for nothing
+    q = re.sub(r"\b(?:to|of|about|on|into|know|knows|estimate|estimates)\s+how (?:many|much)\b", " ", q)
     if re.search(r"\b(what percentage|what share|what proportion|what per ?cent|que porcentaje|que proporcion)\b", q):
         found.append(AnswerType("a percentage", _NUMBER, lambda t: bool(_PERCENT.search(t))))
     if re.search(r"\b(how many|how much|cuant[oa]s?)\b", q):
@@ -197,7 +204,7 @@ def quotable(text: str, section: Sequence[str]) -> bool:
     """Headings, graph captions, source lines and bare enumeration markers are not answers."""
     if len(text) < 25 and not re.search(r"[A-Za-z]{3}.*\d|\d.*[A-Za-z]{3}", text):
         return False
-    if _CAPTION.match(text) or _LABEL_ONLY.match(text) or _DATED_LINE.match(text):
+    if _CAPTION.match(text) or _LABEL_ONLY.match(text) or _DATED_LINE.match(text) or _REFERENCE_ONLY.match(text):
         return False
     bare = _bare(text)
     for title in section:
@@ -399,6 +406,7 @@ def compose(
             piece, _ = trim_to_clauses(item.sentence.text, q_tokens, cap)
             quote = piece
             text = piece if piece == item.sentence.text else _ellipsis(item.sentence.text, piece)
+            text = _BULLET.sub("", text)  # a bullet item quoted alone reads as a sentence
         text = _NOTE_MARK.sub("", text)  # the cleaner's "[Note 5]" label is not part of the answer
         if chosen and len(text) > budget:
             continue
