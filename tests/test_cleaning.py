@@ -115,6 +115,14 @@ def test_merge_does_not_join_a_finished_sentence_or_a_capitalised_start() -> Non
     assert texts(merge_broken_paragraphs(paragraphs)) == texts(paragraphs)
 
 
+def test_a_paragraph_cut_inside_a_parenthesis_is_rejoined() -> None:
+    paragraphs = [Paragraph("- The report (to be produced in", 1, "item"), Paragraph("Spanish and English) should:", 1)]
+    joined = "- The report (to be produced in Spanish and English) should:"
+    assert texts(merge_broken_paragraphs(paragraphs)) == [joined]
+    closed = [Paragraph("A note (see below) and then", 1), Paragraph("Capitalised (new) start", 1)]
+    assert texts(merge_broken_paragraphs(closed)) == texts(closed)
+
+
 def test_bulleted_item_cut_by_page_break_is_rejoined() -> None:
     paragraphs = [Paragraph("- Residence permits of various", 1, "item"), Paragraph("types were granted.", 2)]
     assert merge_broken_paragraphs(paragraphs) == [

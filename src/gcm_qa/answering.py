@@ -484,7 +484,7 @@ def _with_items(
         kept += 1
         length += len(piece) + 2
     last = items[kept - 1] if kept else intro
-    shown = "; ".join(full[:kept])
+    shown = "".join(f"{piece}{' ' if piece.endswith(':') else '; '}" for piece in full[:kept]).rstrip("; ")
     end = "" if shown.endswith("…") else "."
     return f"{lead} {shown}{end}", text[intro.start : last.end], list(items[:kept])
 

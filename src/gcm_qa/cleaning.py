@@ -282,12 +282,20 @@ def drop_running_headers(paragraphs: Sequence[Paragraph], furniture: frozenset[s
     return out
 
 
+def _closes_parenthesis(before: str, after: str) -> bool:
+    """The first text leaves a parenthesis open that the second closes ("The report (to be
+    produced in" / "Spanish and English) should:")."""
+    close = after.find(")")
+    opened = after.find("(")
+    return before.count("(") > before.count(")") and close >= 0 and (opened < 0 or close < opened)
+
+
 def merge_broken_paragraphs(paragraphs: Sequence[Paragraph]) -> list[Paragraph]:
     """Re-join a paragraph cut by a page break, moving any footnotes found in the cut after it.
 
     The cut is recognised by its two sides: the first part ends without terminal punctuation and
     the next body paragraph starts in lower case ("...In the total emigrant" / "population (graph
-    4), there is...").
+    4), there is...") or closes a parenthesis the first part left open.
     """
     out: list[Paragraph] = []
     pending_notes: list[Paragraph] = []
@@ -301,7 +309,7 @@ def merge_broken_paragraphs(paragraphs: Sequence[Paragraph]) -> list[Paragraph]:
             and last.kind in ("text", "item")
             and p.kind == "text"
             and not last.text.endswith(_TERMINAL)
-            and p.text[:1].islower()
+            and (p.text[:1].islower() or _closes_parenthesis(last.text, p.text))
         ):
             end_page = p.page_end or p.page
             out[-1] = Paragraph(
