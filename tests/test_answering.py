@@ -282,3 +282,11 @@ def test_a_bullet_quoted_alone_loses_its_bullet(report_engine: Engine) -> None:
     answer = report_engine.ask("Who leads Costa Rica's Permanent Forum of Migrants and Refugees?")
     assert answer.answer.startswith("In Costa Rica, there is a Permanent Forum of Migrants and Refugees")
     assert answer.citations[0].quote.startswith("- In Costa Rica")  # the quote stays exact
+
+
+def test_a_spanish_question_is_checked_for_topic_against_its_english_terms(report_engine: Engine) -> None:
+    # the Spanish words of the question never occur in the English report: counted in, they would
+    # halve every sentence's share of the question's words and refuse a sentence that answers it
+    answer = report_engine.ask("¿Qué porcentaje de los emigrantes vive en América del Norte?")
+    assert not answer.abstained
+    assert "%" in answer.answer

@@ -561,11 +561,14 @@ class Answerer:
         question_vector: np.ndarray,
         check_terms: str = "",
         named_part: bool = False,
+        topic: str = "",
     ) -> tuple[str, list[Citation], bool]:
         """``check_terms``: the question as the user wrote it, when its names must be found in the
         passages (not for Spanish questions, whose words the English passages do not share).
         ``named_part``: the question names a part of the document that the passages come from
-        ("the challenges of thematic area 4"), so it is on topic however weakly its words match."""
+        ("the challenges of thematic area 4"), so it is on topic however weakly its words match.
+        ``topic``: the question's words in the documents' language (a Spanish question's English
+        terms), against which an answer's sentences are checked for being on topic."""
         used = list(passages[: self.max_passages])
         every, vectors = self.sentences(used)
         keep = [
@@ -586,7 +589,7 @@ class Answerer:
                 return f"{NO_ANSWER} None of the passages found mentions {', '.join(missing)}.", [], True
         text, citations = compose(question, ranked, used, self.settings, every)
         wanted = intent(question)
-        q_tokens = set(tokenize(question))
+        q_tokens = set(tokenize(topic or question))
         if wanted is not None and wanted.holds is not None and not gives(wanted, q_tokens, text):
             # the kind of thing asked for may sit in a sentence ranked a little lower: bring the best
             # such sentence forward before concluding that the passages do not give it

@@ -125,6 +125,7 @@ class Engine:
                 check_terms="" if query.spanish else standalone,
                 named_part=any(refers_to(p.chunk, r) for p in passages[: answerer.max_passages]
                                for r in query.references),
+                topic=query.dense,
             )
         else:
             text, citations, abstained = NO_ANSWER, [], True
