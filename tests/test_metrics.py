@@ -55,15 +55,35 @@ def test_thresholds_gate_floors_ceilings_and_baseline_margins(tmp_path: Path) ->
             "bm25": {"overall": {"hit@5": 0.87, "mrr@10": 0.6}},
         },
         "answers": {"overall": {"key_fact_recall": 0.5, "median_answer_chars": 420}},
+        "versus_baselines": {"bm25": {"hit@5": {"ci95_low": -0.01}, "mrr@10": {"ci95_low": 0.05}}},
     }
     path = tmp_path / "t.toml"
     path.write_text(
         '[min]\n"retrieval.hit@5" = 0.85\n"answers.key_fact_recall" = 0.6\n'
         '[max]\n"answers.median_answer_chars" = 400\n'
         '[above_baselines]\n"retrieval.hit@5" = 0.05\n"retrieval.mrr@10" = 0.05\n'
+        '[clearly_above_baselines]\n"retrieval.hit@5" = true\n"retrieval.mrr@10" = true\n'
     )
     failures = check_thresholds(result, path)
-    assert len(failures) == 3
+    assert len(failures) == 4
+    assert any("hit@5" in f and "not clear" in f for f in failures)  # mrr@10's interval is above zero
     assert any("key_fact_recall" in f and "below" in f for f in failures)
     assert any("median_answer_chars" in f and "above the ceiling" in f for f in failures)
     assert any("hit@5" in f and "bm25" in f for f in failures)
+
+
+def test_per_question_values_average_to_the_summary() -> None:
+    ranks = [1, 3, None, 7, 12]
+    summary = m.retrieval_summary(ranks, [True] * 5)
+    assert sum(m.per_question(ranks, "hit@5")) / 5 == summary["hit@5"]
+    assert sum(m.per_question(ranks, "mrr@10")) / 5 == pytest.approx(summary["mrr@10"])
+
+
+def test_paired_bootstrap_separates_a_clear_gain_from_noise() -> None:
+    assert m.paired_bootstrap([1.0, 0.0, 1.0], [1.0, 0.0, 1.0]) == (0.0, 0.0, 0.0)
+    clear = m.paired_bootstrap([1.0] * 60 + [0.0] * 10, [1.0] * 40 + [0.0] * 30)
+    assert clear[0] == pytest.approx(20 / 70) and clear[1] > 0  # the interval stays above zero
+    one_question = m.paired_bootstrap([1.0] * 41 + [0.0] * 29, [1.0] * 40 + [0.0] * 30)
+    assert one_question[1] <= 0 <= one_question[2]
+    with pytest.raises(ValueError):
+        m.paired_bootstrap([1.0], [1.0, 0.0])

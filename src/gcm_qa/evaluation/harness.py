@@ -112,8 +112,18 @@ def evaluate(engine: Engine, questions: Sequence[GoldQuestion], baselines: bool 
         "questions": rows,
     }
     if baselines:
+        ours = [r["rank"] for r in rows if r["answerable"]]
+        result["versus_baselines"] = {}
         for name, rank in all_baselines(engine).items():
-            result["retrieval"][name] = summarise_retrieval(run_ranker(rank, questions))
+            baseline_rows = run_ranker(rank, questions)
+            result["retrieval"][name] = summarise_retrieval(baseline_rows)
+            theirs = [r["rank"] for r in baseline_rows if r["answerable"]]
+            result["versus_baselines"][name] = {
+                metric: dict(zip(("difference", "ci95_low", "ci95_high"),
+                                 m.paired_bootstrap(m.per_question(ours, metric), m.per_question(theirs, metric)),
+                                 strict=True))
+                for metric in ("hit@5", "mrr@10")
+            }
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
 
@@ -148,6 +158,13 @@ def check_thresholds(result: dict[str, Any], path: Path) -> list[str]:
             theirs = float(result["retrieval"][b]["overall"][key])
             if ours - theirs < margin:
                 failures.append(f"{name} = {ours:.3f} is not {margin} above the {b} baseline ({theirs:.3f})")
+    # "clearly above": the 95% interval of the paired difference must stay above zero
+    for name, required in floors.get("clearly_above_baselines", {}).items():
+        key = name.split(".", 1)[1]
+        for b, diffs in result.get("versus_baselines", {}).items():
+            low = float(diffs[key]["ci95_low"])
+            if required and low <= 0:
+                failures.append(f"{name}: the gain over the {b} baseline is not clear (95% interval from {low:+.3f})")
     return failures
 
 
@@ -173,6 +190,12 @@ def markdown_tables(result: dict[str, Any]) -> str:
     mh = result["retrieval"]["gcm-qa"]["overall"].get("multi_hop_all_evidence@5")
     if mh is not None:
         lines += ["", f"Multi-hop questions with all evidence in the top 5 (gcm-qa): {mh:.3f}"]
+    if result.get("versus_baselines"):
+        lines += ["", "gcm-qa minus each baseline, same questions (95% paired-bootstrap interval):", "",
+                  "| baseline | hit@5 | mrr@10 |", "|---|---|---|"]
+        for name, diffs in result["versus_baselines"].items():
+            cells = [f"{d['difference']:+.3f} [{d['ci95_low']:+.3f}, {d['ci95_high']:+.3f}]" for d in diffs.values()]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", "### Retrieval by question type (hit@5 / MRR@10)", "",
               "| type | " + " | ".join(result["retrieval"]) + " |", "|---" * (len(result["retrieval"]) + 1) + "|"]
     for t in TYPES:

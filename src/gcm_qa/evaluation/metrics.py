@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from difflib import SequenceMatcher
 from statistics import median
@@ -91,3 +92,28 @@ def retrieval_summary(ranks: Sequence[int | None], within: Sequence[bool]) -> di
 
 def median_or_zero(values: Sequence[float]) -> float:
     return float(median(values)) if values else 0.0
+
+
+def per_question(ranks: Sequence[int | None], metric: str) -> list[float]:
+    """One question's share of a retrieval metric: 1/0 for "hit@k", the reciprocal rank for "mrr@10"."""
+    if metric == "mrr@10":
+        return [1 / r if r is not None and r <= 10 else 0.0 for r in ranks]
+    k = int(metric.removeprefix("hit@"))
+    return [float(r is not None and r <= k) for r in ranks]
+
+
+def paired_bootstrap(
+    ours: Sequence[float], theirs: Sequence[float], resamples: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
+    """Mean of ``ours - theirs`` over the same questions, with a 95% percentile interval from
+    resampling the questions. With 70 questions one question moves hit@5 by 0.014, so a gain is
+    only called clear when its interval stays above zero."""
+    if len(ours) != len(theirs):
+        raise ValueError("paired samples must have the same length")
+    diffs = [a - b for a, b in zip(ours, theirs, strict=True)]
+    n = len(diffs)
+    if n == 0:
+        return 0.0, 0.0, 0.0
+    rng = random.Random(seed)
+    means = sorted(sum(diffs[rng.randrange(n)] for _ in range(n)) / n for _ in range(resamples))
+    return sum(diffs) / n, means[int(0.025 * resamples)], means[int(0.975 * resamples) - 1]
