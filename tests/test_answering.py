@@ -290,3 +290,11 @@ def test_a_spanish_question_is_checked_for_topic_against_its_english_terms(repor
     answer = report_engine.ask("¿Qué porcentaje de los emigrantes vive en América del Norte?")
     assert not answer.abstained
     assert "%" in answer.answer
+
+
+def test_a_text_export_without_page_breaks_is_cited_by_the_pages_its_contents_give(report_engine: Engine) -> None:
+    answer = report_engine.ask("When was the Global Compact adopted?")
+    (citation,) = answer.citations
+    assert citation.section == "Introduction"
+    assert citation.page == "14-16"  # "Introduction 14", "1. Migration in Latin America… 16"
+    assert citation.page_reference == "pp. 14-16"

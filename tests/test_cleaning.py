@@ -12,6 +12,7 @@ from gcm_qa.cleaning import (
     merge_broken_paragraphs,
     normalize_inline,
     page_paragraphs,
+    table_of_contents,
 )
 
 HEADER = "2. Main findings, by thematic areas"
@@ -274,3 +275,8 @@ def test_page_numbers_of_a_two_page_document_are_dropped() -> None:
 def test_short_title_line_above_a_pdf_paragraph_stands_alone() -> None:
     out = page_paragraphs("Bellavista annual asylum report\nThe fictional island registered 4,321 claims.", 1)
     assert texts(out) == ["Bellavista annual asylum report", "The fictional island registered 4,321 claims."]
+
+
+def test_table_of_contents_lines_give_each_title_its_page() -> None:
+    page = "Contents\n\nForeword.....\t7\nIntroduction\t14\n2.1.3 Challenges.....\t27\n\nForeword\n\nSome text 12."
+    assert table_of_contents([(None, page)]) == [("Foreword", 7), ("Introduction", 14), ("2.1.3 Challenges", 27)]

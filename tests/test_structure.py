@@ -10,8 +10,8 @@ import pytest
 from gcm_qa import gcm
 from gcm_qa.chunking import chunk_document
 from gcm_qa.cleaning import Paragraph, clean_pages
-from gcm_qa.structure import HeadingDetector, Layout, is_question, layout
-from gcm_qa.types import Chunk, DocMeta
+from gcm_qa.structure import HeadingDetector, Layout, is_question, layout, section_pages
+from gcm_qa.types import Chunk, DocMeta, Section
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "corpus" / "gcm-regional-review-lac-2022.txt"
@@ -377,3 +377,20 @@ def test_the_objective_asked_for_by_topic_is_the_best_title_or_keyword_match() -
     assert gcm.choose_objective(_similarity(o17=0.52, o10=0.50), "Which objective addresses hate speech?") is None
     # a named thematic area restricts the choice to its objectives
     assert gcm.choose_objective(_similarity(o13=0.6, o21=0.5), "Which objective of area 3 is about it?", [3]) == 21
+
+
+def test_sections_take_their_pages_from_the_table_of_contents() -> None:
+    contents = [("Foreword", 7), ("2.4 Thematic area 4: Facilitating regular migration", 46),
+                ("2.4.1 Progress", 46), ("3.1 People-centredness", 60), ("Annex 3. Message of civil society", 83)]
+    sections = [
+        Section(("Foreword",), 0, 10),
+        Section(("2. Main findings", "2.4 Thematic area 4: Facilitating"), 10, 20),  # matched by number
+        Section(("2. Main findings", "2.4 Thematic area 4: Facilitating", "2.4.1 Progress"), 20, 30),
+        Section(("2. Main findings", "2.4 Thematic area 4", "2.4.1 Progress", "Textbox 8. TPS"), 30, 40),
+        Section(("3. Vision", "3.1 People-centred"), 40, 50),  # worded differently in the contents
+        Section(("Annex 3. Message of the civil society at the opening",), 50, 60),  # the last entry
+        Section(("Disclaimer",), 60, 70),  # not listed
+    ]
+    assert section_pages(sections, contents) == (
+        (7, 46), (46, 46), (46, 60), (46, 60), (60, 83), (83, 83), (None, None)
+    )

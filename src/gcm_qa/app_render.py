@@ -83,7 +83,7 @@ def _where(c: Citation) -> str:
     if c.section:
         bits.append(shorten(c.section.split(" > ")[-1], 60))
     if c.page:
-        bits.append(f"p. {c.page}")
+        bits.append(c.page_reference)
     return ", ".join(bits)
 
 
@@ -239,7 +239,7 @@ def render_sources_html(answer: Answer | None, context: int = 160) -> str:
         if c.section:
             meta.append(f'<span class="gcmqa-section">{html.escape(c.section)}</span>')
         if c.page:
-            meta.append(f'<span class="gcmqa-page">p. {html.escape(c.page)}</span>')
+            meta.append(f'<span class="gcmqa-page">{html.escape(c.page_reference)}</span>')
         if spans:
             a, b = _snippet_bounds(text, spans, context)
             snippet = ("… " if a > 0 else "") + highlight_html(text, spans, a, b) + (" …" if b < len(text) else "")

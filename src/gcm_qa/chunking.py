@@ -32,7 +32,7 @@ def make_splitter(chunk_chars: int, overlap_chars: int) -> RecursiveCharacterTex
 def chunk_document(meta: DocMeta, doc: Layout, chunk_chars: int, overlap_chars: int) -> list[Chunk]:
     splitter = make_splitter(chunk_chars, overlap_chars)
     chunks: list[Chunk] = []
-    for section in doc.sections:
+    for n, section in enumerate(doc.sections):
         body = doc.text[section.start : section.end]
         if not body.strip():
             continue
@@ -46,6 +46,8 @@ def chunk_document(meta: DocMeta, doc: Layout, chunk_chars: int, overlap_chars: 
                     continue
                 start, end = found, found + len(text)
             page_start, page_end = doc.page_range(start, end)
+            if page_start is None and n < len(doc.section_pages):
+                page_start, page_end = doc.section_pages[n]  # from the table of contents
             areas, objectives = gcm.tag(text, section.path)
             chunks.append(
                 Chunk(

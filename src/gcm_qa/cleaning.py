@@ -329,6 +329,28 @@ def drop_table_of_contents(paragraphs: Sequence[Paragraph]) -> list[Paragraph]:
     return [p for p in paragraphs if not _TOC_LINE.search(p.text)]
 
 
+_TOC_PAGE = re.compile(r"\s*(?:\.{3,}|…)?\s*(?:\|\s*)?(\d{1,4})\s*$")
+
+
+def table_of_contents(pages: Sequence[tuple[int | None, str]]) -> list[tuple[str, int]]:
+    """(title, page) for each table-of-contents line, in order ("2.1.3 Challenges.....27").
+
+    A text export without page breaks keeps no page numbers, but its table of contents still says
+    on which page each section begins: that is what lets its citations name pages.
+    """
+    entries: list[tuple[str, int]] = []
+    for _, text in pages:
+        for line in text.splitlines():
+            line = normalize_inline(line.replace("\t", " | ")).strip()
+            if not _TOC_LINE.search(line):
+                continue
+            m = _TOC_PAGE.search(line)
+            title = line[: m.start()].strip(" |") if m else ""
+            if m and title:
+                entries.append((title, int(m.group(1))))
+    return entries
+
+
 def fill_down_table_rows(paragraphs: Sequence[Paragraph]) -> list[Paragraph]:
     """Give a continuation row (empty first cell) the first cell of the row above it.
 

@@ -142,7 +142,7 @@ def format_answer(answer: Any) -> str:
         lines.append("Sources:")
         for c in answer.citations:
             where = c.section or "(no section)"
-            page = f", p. {c.page}" if c.page else ""
+            page = f", {c.page_reference}" if c.page else ""
             lines.append(f"[{c.n}] {c.title} — {where}{page}")
             quote = " ".join(c.quote.split())  # the JSON keeps the exact text; here it is wrapped
             lines.append(textwrap.indent(textwrap.fill(f"“{quote}”", width=96), "    "))

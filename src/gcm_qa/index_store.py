@@ -42,13 +42,13 @@ from tqdm import tqdm
 
 from gcm_qa import corpus
 from gcm_qa.chunking import chunk_document
-from gcm_qa.cleaning import clean_pages
+from gcm_qa.cleaning import clean_pages, table_of_contents
 from gcm_qa.embedder import Embedder
 from gcm_qa.keyword import KeywordIndex
 from gcm_qa.loaders import DocumentError, load
 from gcm_qa.sentences import split_sentences
 from gcm_qa.settings import Settings
-from gcm_qa.structure import layout
+from gcm_qa.structure import layout, section_pages
 from gcm_qa.types import Chunk, DocMeta
 
 log = logging.getLogger(__name__)
@@ -234,6 +234,8 @@ def prepare_document(path: Path, entry: dict[str, Any] | None, settings: Setting
     if not paragraphs:
         raise DocumentError(path, "no text left after cleaning")
     doc = layout(paragraphs)
+    if all(page is None for page, _ in raw.pages):  # no page breaks: pages from the contents, if any
+        doc = replace(doc, section_pages=section_pages(doc.sections, table_of_contents(raw.pages)))
     meta = corpus.merge_meta(corpus.infer_meta(path, doc.text, raw.title), entry)
     chunks = chunk_document(meta, doc, settings.chunking.chunk_chars, settings.chunking.overlap_chars)
     if not chunks:

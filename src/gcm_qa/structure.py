@@ -131,6 +131,8 @@ class Layout:
     spans: tuple[tuple[int, int, int | None, str], ...]  # (start, end, page, kind) per paragraph
     sections: tuple[Section, ...]
     page_ends: tuple[int | None, ...] = ()  # last page of each paragraph, when it runs on
+    # per section, the pages it spans by the table of contents, for a text without page breaks
+    section_pages: tuple[tuple[int | None, int | None], ...] = ()
 
     def page_range(self, start: int, end: int) -> tuple[int | None, int | None]:
         pages: list[int] = []
@@ -188,3 +190,35 @@ def layout(paragraphs: Sequence[Paragraph]) -> Layout:
     if len(text) > current_start:
         sections.append(Section(current_path, current_start, len(text)))
     return Layout(text, tuple(spans), tuple(sections), tuple(p.page_end for p in paragraphs))
+
+
+def _contents_key(title: str) -> str:
+    """How a heading and its table-of-contents line meet: by number ("2.4.1", "annex 2") where
+    there is one, else by the start of the title (the body and the contents may word it apart:
+    "3.1 People-centred" / "3.1 People-centredness")."""
+    folded = " ".join(re.sub(r"[^\w\s.]", " ", title.lower()).split())
+    m = re.match(r"^(\d+(?:\.\d+)*)\.?(?:\s|$)", folded) or re.match(
+        r"^((?:annex|anexo|textbox|box|table) \d+)\b", folded
+    )
+    return m.group(1) if m else folded[:30]
+
+
+def section_pages(
+    sections: Sequence[Section], contents: Sequence[tuple[str, int]]
+) -> tuple[tuple[int | None, int | None], ...]:
+    """The pages each section spans according to the table of contents: from the page of its
+    innermost heading listed there to the page where the next listed heading begins (a textbox,
+    not listed, takes the pages of the section around it)."""
+    index: dict[str, int] = {}
+    for i, (title, _) in enumerate(contents):
+        index.setdefault(_contents_key(title), i)
+    out: list[tuple[int | None, int | None]] = []
+    for section in sections:
+        found = next((index[k] for k in (_contents_key(t) for t in reversed(section.path)) if k in index), None)
+        if found is None:
+            out.append((None, None))
+            continue
+        first = contents[found][1]
+        after = contents[found + 1][1] if found + 1 < len(contents) else first
+        out.append((first, max(first, after)))
+    return tuple(out)

@@ -130,6 +130,13 @@ class Citation:
     passage_rank: int
     chunk_id: str
 
+    @property
+    def page_reference(self) -> str:
+        """"p. 7", "pp. 22-26", or "" when the document has no pages."""
+        if not self.page:
+            return ""
+        return f"{'pp' if '-' in self.page else 'p'}. {self.page}"
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["score"] = round(self.score, 6)
