@@ -298,3 +298,10 @@ def test_a_text_export_without_page_breaks_is_cited_by_the_pages_its_contents_gi
     assert citation.section == "Introduction"
     assert citation.page == "14-16"  # "Introduction 14", "1. Migration in Latin America… 16"
     assert citation.page_reference == "pp. 14-16"
+
+
+def test_an_answer_that_opens_with_a_heading_goes_on_to_the_text_under_it(report_engine: Engine) -> None:
+    answer = report_engine.ask("What is GlobalMx?")
+    heading = "Experience of the dissemination of diasporic knowledge of GlobalMx"
+    assert answer.answer.startswith(heading)
+    assert len(answer.answer) > len(heading) + 40  # a sentence of the textbox follows

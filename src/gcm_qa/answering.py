@@ -371,8 +371,10 @@ def compose(
     while pool and len(chosen) < settings.max_sentences:
         item = max(pool, key=lambda x: x.score + gain(x, covered))
         pool.remove(item)
-        if chosen and item.score + gain(item, covered) < STOP_RATIO * best:
-            break
+        titles_only = all(in_title(p.item.sentence.text, passages[p.item.sentence.passage].chunk.section)
+                          for p in chosen)
+        if chosen and not titles_only and item.score + gain(item, covered) < STOP_RATIO * best:
+            break  # (a heading alone says only what the answer is about: the next sentence may follow)
         key = " ".join(tokenize(item.sentence.text))
         if key in seen_text or any(token_sets[id(item)] <= p.tokens for p in chosen):
             continue  # says nothing the answer does not say already
