@@ -305,3 +305,13 @@ def test_an_answer_that_opens_with_a_heading_goes_on_to_the_text_under_it(report
     heading = "Experience of the dissemination of diasporic knowledge of GlobalMx"
     assert answer.answer.startswith(heading)
     assert len(answer.answer) > len(heading) + 40  # a sentence of the textbox follows
+
+
+def test_a_list_cut_by_a_chunk_boundary_after_its_intro_is_read_on_in_the_next_chunk(report_engine: Engine) -> None:
+    answer = report_engine.ask("What setbacks to the human rights of migrants were seen?")
+    assert "setbacks to the human rights of migrants, among them: [1]" in answer.answer
+    assert "Xenophobia waves significantly affecting underage populations" in answer.answer  # an item
+    first, second = answer.citations[:2]
+    assert first.chunk_id != second.chunk_id  # each part quoted from the chunk that holds it
+    shown = {p.chunk.chunk_id: p.chunk.text for p in answer.passages}
+    assert second.quote in shown[second.chunk_id]  # the next chunk is among the passages shown

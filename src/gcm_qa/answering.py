@@ -22,7 +22,7 @@ import numpy as np
 
 from gcm_qa.index_store import LoadedIndex
 from gcm_qa.keyword import fold, tokenize
-from gcm_qa.sentences import Sentence
+from gcm_qa.sentences import Sentence, split_sentences
 from gcm_qa.settings import AnswerSettings
 from gcm_qa.types import Citation, Passage
 
@@ -342,12 +342,18 @@ class _Pick:
     tokens: set[str]  # the sentence's words, as tokenised
 
 
+# Given the last item a passage holds of a list, the items that follow it in the next chunk (whose
+# passage it adds to the list it is given, so they can be cited).
+Continuation = Callable[[list[Passage], Sentence], list[Sentence]]
+
+
 def compose(
     question: str,
     ranked: Sequence[Scored],
-    passages: Sequence[Passage],
+    passages: list[Passage],
     settings: AnswerSettings,
     in_order: Sequence[Sentence] = (),
+    continuation: Continuation | None = None,
 ) -> tuple[str, list[Citation]]:
     """Pick sentences greedily until the sentence or character budget is spent.
 
@@ -399,10 +405,23 @@ def compose(
         items = list_items(item.sentence, in_order)
         if items and not chosen:
             budget = settings.max_list_chars  # a list is the answer: it may take more room than prose
+        if continuation is not None and item.sentence.text.rstrip().endswith(":") and len(items) < 2:
+            # a list the chunk boundary cut right after its intro: its items are in the next chunk
+            items += continuation(passages, items[-1] if items else item.sentence)
         if items:
-            text, quote, shown = _with_items(item.sentence, items, passages, max(budget, 200))
+            segments, shown = _with_items(item.sentence, items, passages, max(budget, 200))
             for s in shown:  # an item shown under its list is not quoted again on its own
                 seen_text.add(" ".join(tokenize(s.text)))
+            text = " ".join(_NOTE_MARK.sub("", part) for part, _, _ in segments)
+            if chosen and len(text) > budget:
+                continue
+            seen_text.add(key)
+            covered |= token_sets[id(item)] & q_tokens
+            for part, anchor, quote in segments:  # one citation per chunk the list runs through
+                chosen.append(_Pick(Scored(anchor, item.score, item.cosine, item.overlap), _NOTE_MARK.sub("", part),
+                                    quote, token_sets[id(item)]))
+            used_chars += len(text) + 5 * len(segments)
+            continue
         else:
             cap = max(budget, 200) if not chosen else budget
             piece, _ = trim_to_clauses(item.sentence.text, q_tokens, cap)
@@ -463,14 +482,14 @@ def compose(
 
 def _with_items(
     intro: Sentence, items: Sequence[Sentence], passages: Sequence[Passage], budget: int
-) -> tuple[str, str, list[Sentence]]:
-    """'Intro: item; item; item' for display, the exact passage span as the quote, and the items
-    shown.
+) -> tuple[list[tuple[str, Sentence, str]], list[Sentence]]:
+    """'Intro: item; item; item' for display, and the items shown. The display comes in one
+    segment per passage the list runs through, each with the sentence it starts at and its exact
+    span in that passage as the quote.
 
     A list too long for the budget shows each item by its opening words ("Preventing collusion
     among providers…"): the items' heads name them, and the quote holds them whole.
     """
-    text = passages[intro.passage].chunk.text
     full = [_ITEM.sub("", s.text).rstrip(".;") for s in items]
     lead = intro.text.removeprefix("- ")  # an intro that is itself an item: "- It is addressed to:"
     if len(lead) + sum(len(f) + 2 for f in full) > budget:
@@ -485,10 +504,26 @@ def _with_items(
             break
         kept += 1
         length += len(piece) + 2
-    last = items[kept - 1] if kept else intro
-    shown = "".join(f"{piece}{' ' if piece.endswith(':') else '; '}" for piece in full[:kept]).rstrip("; ")
-    end = "" if shown.endswith("…") else "."
-    return f"{lead} {shown}{end}", text[intro.start : last.end], list(items[:kept])
+    shown = list(items[:kept])
+    # one segment per passage: the intro's passage first (it may hold no item), then any chunk the
+    # list runs on into
+    groups: list[list[int]] = [[]]
+    for i, item in enumerate(shown):
+        if item.passage != (shown[groups[-1][-1]].passage if groups[-1] else intro.passage):
+            groups.append([])
+        groups[-1].append(i)
+    segments: list[tuple[str, Sentence, str]] = []
+    for g, members in enumerate(groups):
+        listed = "".join(f"{full[i]}{' ' if full[i].endswith(':') else '; '}" for i in members).rstrip("; ")
+        body = f"{lead} {listed}".strip() if g == 0 else listed
+        if g < len(groups) - 1:
+            body += "" if body.endswith(":") else ";"
+        elif not body.endswith(("…", ":")):
+            body += "."
+        anchor = intro if g == 0 else shown[members[0]]
+        last = shown[members[-1]] if members else intro
+        segments.append((body, anchor, passages[anchor.passage].chunk.text[anchor.start : last.end]))
+    return segments, shown
 
 
 def _head(item: str, words: int = HEAD_WORDS) -> str:
@@ -522,6 +557,33 @@ class Answerer:
         dim = self.index.sentence_embeddings.shape[1] if self.index.sentence_embeddings.ndim == 2 else 0
         vectors = self.index.sentence_embeddings[rows] if rows else np.zeros((0, dim), dtype=np.float32)
         return found, vectors
+
+    def list_continuation(self, passages: list[Passage], last: Sentence, attach: bool = True) -> list[Sentence]:
+        """The items that follow ``last`` (a list's last item in its passage, or the intro when the
+        passage ends there) in the next chunk of the same section: a list the chunk boundary cut
+        is read to its end, within the answer's budget. With ``attach``, that chunk joins
+        ``passages`` so its items can be cited from it."""
+        chunk = passages[last.passage].chunk
+        if chunk.text[last.end :].strip():
+            return []  # the list ends inside this passage
+        at = self.index.position(chunk.chunk_id) + 1
+        if at >= len(self.index.chunks):
+            return []
+        following = self.index.chunks[at]
+        if following.doc_id != chunk.doc_id or following.section != chunk.section:
+            return []
+        k = next((i for i, p in enumerate(passages) if p.chunk.chunk_id == following.chunk_id), len(passages))
+        offset = chunk.start + last.end - following.start
+        items: list[Sentence] = []
+        for sentence in split_sentences(following.text, k):
+            if sentence.start < offset:
+                continue
+            if not _ITEM.match(sentence.text):
+                break
+            items.append(sentence)
+        if items and attach and k == len(passages):
+            passages.append(Passage(chunk=following, score=0.0, rank=len(passages) + 1))
+        return items
 
     def describe(self, passage: Passage, needle: str = "", single: bool = False) -> tuple[str, list[Citation]]:
         """The opening sentences of a passage, in order, as one quote: the answer to "what is
@@ -577,7 +639,8 @@ class Answerer:
             i for i, s in enumerate(every)
             if quotable(s.text, used[s.passage].chunk.section)
             # an intro whose items the passage cuts off ("…, the Review will:") says nothing alone
-            and not (s.text.rstrip().endswith(":") and not list_items(s, every))
+            and not (s.text.rstrip().endswith(":") and not list_items(s, every)
+                     and not self.list_continuation(used, s, attach=False))
         ]
         if not keep:
             return NO_ANSWER, [], True
@@ -589,7 +652,7 @@ class Answerer:
             missing = unsupported_terms(check_terms, used)
             if missing:
                 return f"{NO_ANSWER} None of the passages found mentions {', '.join(missing)}.", [], True
-        text, citations = compose(question, ranked, used, self.settings, every)
+        text, citations = compose(question, ranked, used, self.settings, every, self.list_continuation)
         wanted = intent(question)
         q_tokens = set(tokenize(topic or question))
         if wanted is not None and wanted.holds is not None and not gives(wanted, q_tokens, text):
@@ -602,7 +665,7 @@ class Answerer:
             lead = holding[0]
             ranked = [Scored(lead.sentence, ranked[0].score, lead.cosine, lead.overlap),
                       *(r for r in ranked if r is not lead)]
-            text, citations = compose(question, ranked, used, self.settings, every)
+            text, citations = compose(question, ranked, used, self.settings, every, self.list_continuation)
         for other in intents(question)[1:]:
             # a second part of the question ("...and how many?") gets the best sentence that
             # answers it, when the answer so far does not
@@ -613,5 +676,5 @@ class Answerer:
             if second is not None:
                 ranked = [ranked[0], Scored(second.sentence, ranked[0].score, second.cosine, second.overlap),
                           *(r for r in ranked[1:] if r is not second)]
-                text, citations = compose(question, ranked, used, self.settings, every)
+                text, citations = compose(question, ranked, used, self.settings, every, self.list_continuation)
         return text, citations, False

@@ -19,7 +19,7 @@ from gcm_qa.loaders import SUPPORTED_SUFFIXES, DocumentError
 from gcm_qa.query import areas_named, objective_sought, part_asked_about, prepare, rewrite_followup
 from gcm_qa.retrieval import Filters, Retriever, refers_to
 from gcm_qa.settings import Settings
-from gcm_qa.types import Answer
+from gcm_qa.types import Answer, Passage
 
 
 class QuestionError(ValueError):
@@ -129,6 +129,12 @@ class Engine:
             )
         else:
             text, citations, abstained = NO_ANSWER, [], True
+        shown = {p.chunk.chunk_id for p in passages}
+        for c in citations:  # a list read on into the next chunk cites that chunk: it is shown too
+            if c.chunk_id not in shown:
+                chunk = retriever.index.chunks[retriever.index.position(c.chunk_id)]
+                passages = [*passages, Passage(chunk=chunk, score=0.0, rank=len(passages) + 1)]
+                shown.add(c.chunk_id)
         done = time.perf_counter()
         return Answer(
             question=question,
