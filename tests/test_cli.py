@@ -454,3 +454,11 @@ def test_eval_writes_its_reports_and_exits_non_zero_below_a_floor(
     code, out, err = run(capsys, *common, "--thresholds", str(impossible), "--out", str(tmp_path / "low"))
     assert code == 1
     assert "below threshold" in err and "hit@5" in err
+
+    # a second run into the same folder lists the questions that changed since the first (none)
+    code, out, err = run(capsys, *common, "--thresholds", str(reachable), "--out", str(tmp_path / "ok"))
+    assert code == 0, err
+    assert "No question changed since" in out
+    assert "No question changed since" in (tmp_path / "ok" / "report.md").read_text()
+    code, out, err = run(capsys, *common, "--compare", str(gold), "--out", str(tmp_path / "ok"))
+    assert code == 1 and "is not an evaluation of the dev split" in err  # a gold file is no run

@@ -87,3 +87,24 @@ def test_paired_bootstrap_separates_a_clear_gain_from_noise() -> None:
     assert one_question[1] <= 0 <= one_question[2]
     with pytest.raises(ValueError):
         m.paired_bootstrap([1.0], [1.0, 0.0])
+
+
+def test_changes_between_runs_are_listed_by_question() -> None:
+    from gcm_qa.evaluation.compare import changes, markdown_changes
+
+    def row(qid: str, rank: int | None, kfr: float, cp: float | None, abstained: bool, answerable: bool = True):
+        return {"id": qid, "type": "factoid", "answerable": answerable, "rank": rank, "key_fact_recall": kfr,
+                "citation_precision": cp, "abstained": abstained}
+
+    before = [row("a", 3, 0.5, 0.5, False), row("b", 1, 1.0, 1.0, False), row("c", None, 0.0, None, False, False),
+              row("d", 1, 1.0, 1.0, False)]
+    after = [row("a", 1, 1.0, 1.0, False), row("b", 2, 1.0, 0.5, False), row("c", None, 0.0, None, True, False),
+             row("d", 1, 1.0, 1.0, False), row("new", 1, 1.0, 1.0, False)]
+    found = {c["id"]: c for c in changes(before, after)}
+    assert set(found) == {"a", "b", "c"}  # d is unchanged, "new" was not in the earlier run
+    assert found["a"]["verdict"] == "better" and found["a"]["rank"] == (3, 1)
+    assert found["b"]["verdict"] == "worse"
+    assert found["c"]["verdict"] == "better"  # an unanswerable question now refused
+    table = markdown_changes(list(found.values()), "run.json")
+    assert table.startswith("3 questions changed since run.json: 2 better, 1 worse, 0 mixed.")
+    assert "| a | factoid | better | 3 → 1 | 0.50 → 1.00 | 0.50 → 1.00 | no |" in table

@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("eval/results"), help="folder for the reports")
     p.add_argument("--no-baselines", action="store_true", help="skip the BM25/dense/LangChain baselines")
     p.add_argument("--top-k", type=int, default=10, help="passages retrieved per question")
+    p.add_argument("--compare", type=Path,
+                   help="an earlier latest.json to list changed questions against (default: the one in --out)")
     return parser
 
 
