@@ -105,6 +105,7 @@ def test_changes_between_runs_are_listed_by_question() -> None:
     assert found["a"]["verdict"] == "better" and found["a"]["rank"] == (3, 1)
     assert found["b"]["verdict"] == "worse"
     assert found["c"]["verdict"] == "better"  # an unanswerable question now refused
+    assert found["c"]["key_fact_recall"] == (None, None)  # meaningless for it: not shown
     table = markdown_changes(list(found.values()), "run.json")
     assert table.startswith("3 questions changed since run.json: 2 better, 1 worse, 0 mixed.")
     assert "| a | factoid | better | 3 → 1 | 0.50 → 1.00 | 0.50 → 1.00 | no |" in table

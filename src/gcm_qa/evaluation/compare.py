@@ -14,6 +14,8 @@ FIELDS = ("rank", "key_fact_recall", "citation_precision", "abstained")
 
 def _score(row: dict[str, Any]) -> tuple[float, ...]:
     """Higher is better: retrieval (reciprocal rank), key facts, citations, the right abstention."""
+    if not row["answerable"]:  # only refusing counts: key facts and citations mean nothing here
+        return 0.0, 0.0, 0.0, float(row["abstained"])
     rank = row.get("rank")
     return (
         1 / rank if rank else 0.0,
@@ -30,13 +32,15 @@ def changes(before: Sequence[dict[str, Any]], after: Sequence[dict[str, Any]]) -
     out = []
     for row in after:
         prev = old.get(row["id"])
-        if prev is None or all(prev.get(f) == row.get(f) for f in FIELDS):
+        fields = FIELDS if row["answerable"] else ("abstained",)
+        if prev is None or all(prev.get(f) == row.get(f) for f in fields):
             continue
         a, b = _score(prev), _score(row)
         verdict = "better" if all(y >= x for x, y in zip(a, b, strict=True)) and a != b else (
             "worse" if all(y <= x for x, y in zip(a, b, strict=True)) and a != b else "mixed")
+        shown = FIELDS if row["answerable"] else ("abstained",)
         out.append({"id": row["id"], "type": row["type"], "verdict": verdict,
-                    **{f: (prev.get(f), row.get(f)) for f in FIELDS}})
+                    **{f: (prev.get(f), row.get(f)) if f in shown else (None, None) for f in FIELDS}})
     return out
 
 
