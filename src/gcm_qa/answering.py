@@ -340,6 +340,7 @@ class _Pick:
     text: str  # shown in the answer
     quote: str  # exact substring of the passage
     tokens: set[str]  # the sentence's words, as tokenised
+    in_list: bool = False  # one part of a list shown whole (it is never replaced on its own)
 
 
 # Given the last item a passage holds of a list, the items that follow it in the next chunk (whose
@@ -386,7 +387,7 @@ def compose(
             continue  # says nothing the answer does not say already
         # a sentence that says all an earlier pick says and more replaces it ("…principles." and
         # "…principles: people-centredness; …")
-        for p in [p for p in chosen if p.tokens < token_sets[id(item)]]:
+        for p in [p for p in chosen if p.tokens < token_sets[id(item)] and not p.in_list]:
             chosen.remove(p)
             used_chars -= len(p.text) + 5
         budget = settings.max_chars - used_chars
@@ -419,15 +420,14 @@ def compose(
             covered |= token_sets[id(item)] & q_tokens
             for part, anchor, quote in segments:  # one citation per chunk the list runs through
                 chosen.append(_Pick(Scored(anchor, item.score, item.cosine, item.overlap), _NOTE_MARK.sub("", part),
-                                    quote, token_sets[id(item)]))
+                                    quote, token_sets[id(item)], in_list=True))
             used_chars += len(text) + 5 * len(segments)
             continue
-        else:
-            cap = max(budget, 200) if not chosen else budget
-            piece, _ = trim_to_clauses(item.sentence.text, q_tokens, cap)
-            quote = piece
-            text = piece if piece == item.sentence.text else _ellipsis(item.sentence.text, piece)
-            text = _BULLET.sub("", text)  # a bullet item quoted alone reads as a sentence
+        cap = max(budget, 200) if not chosen else budget
+        piece, _ = trim_to_clauses(item.sentence.text, q_tokens, cap)
+        quote = piece
+        text = piece if piece == item.sentence.text else _ellipsis(item.sentence.text, piece)
+        text = _BULLET.sub("", text)  # a bullet item quoted alone reads as a sentence
         text = _NOTE_MARK.sub("", text)  # the cleaner's "[Note 5]" label is not part of the answer
         if chosen and len(text) > budget:
             continue
