@@ -85,14 +85,17 @@ def test_a_list_too_long_for_the_answer_shows_every_item_by_its_head(report_engi
     assert len(answer.answer) < report_engine.settings.answer.max_list_chars + 60  # text plus [n] markers
 
 
-def test_a_list_intro_cut_off_from_its_items_is_not_quoted(report_engine: Engine) -> None:
+def test_a_list_intro_cut_off_from_its_items_is_quoted_with_the_items_of_the_next_chunk(report_engine: Engine) -> None:
     # the concept note's "In Latin America and the Caribbean, the Regional Review will:" ends a chunk;
     # quoted without the items that follow it in the next chunk it would say nothing
     answer = report_engine.ask(
         "What will the Regional Review in Latin America and the Caribbean do, per the concept note?"
     )
-    for citation in answer.citations:
-        assert not citation.quote.rstrip().endswith(":"), citation.quote
+    assert "the Regional Review will: [1] Allow governments and stakeholders to make the first" in answer.answer
+    intro, items = answer.citations[:2]
+    assert intro.quote.endswith("the Regional Review will:")
+    assert items.quote.startswith("1. Allow governments and stakeholders to make the first assessment")
+    assert intro.chunk_id != items.chunk_id
 
 
 def test_a_footnote_is_quoted_without_the_cleaners_note_label(report_engine: Engine) -> None:
