@@ -158,7 +158,7 @@ def new_names(answer: str, asked: set[str]) -> list[str]:
     not already hold: "Who won the South American Migration Journalism Award?" is not answered by
     a sentence that only names the award."""
     out = []
-    for line in re.split(r"\s*\[\d+\]\s*", answer):
+    for line in _CITE_SPLIT.split(answer):
         for word in _CAPITALISED.findall(line.strip()):
             folded = fold(word)
             if (folded in _COMMON_CAPS or re.fullmatch(_MONTH, word) or set(tokenize(word)) <= asked
@@ -378,9 +378,9 @@ def compose(
     while pool and len(chosen) < settings.max_sentences:
         item = max(pool, key=lambda x: x.score + gain(x, covered))
         pool.remove(item)
-        titles_only = all(in_title(p.item.sentence.text, passages[p.item.sentence.passage].chunk.section)
-                          for p in chosen)
-        if chosen and not titles_only and item.score + gain(item, covered) < STOP_RATIO * best:
+        if chosen and item.score + gain(item, covered) < STOP_RATIO * best and not all(
+            in_title(p.item.sentence.text, passages[p.item.sentence.passage].chunk.section) for p in chosen
+        ):
             break  # (a heading alone says only what the answer is about: the next sentence may follow)
         key = " ".join(tokenize(item.sentence.text))
         if key in seen_text or any(token_sets[id(item)] <= p.tokens for p in chosen):
@@ -612,7 +612,7 @@ class Answerer:
                             quote=quote, score=passage.score, passage_rank=passage.rank, chunk_id=c.chunk_id)
         lines = [_NOTE_MARK.sub("", s.text) for s in shown]
         if single:  # an objective's line in a bulleted list: "- 13. Use migration detention…"
-            lines = [re.sub(r"^- ", "", line) for line in lines]
+            lines = [_BULLET.sub("", line) for line in lines]
         if cut:
             lines[-1] = cut
         lines = [line if line.rstrip()[-1:] in ".:;?!|…" else f"{line.rstrip()}." for line in lines]  # titles
@@ -653,7 +653,8 @@ class Answerer:
             if missing:
                 return f"{NO_ANSWER} None of the passages found mentions {', '.join(missing)}.", [], True
         text, citations = compose(question, ranked, used, self.settings, every, self.list_continuation)
-        wanted = intent(question)
+        asked_for = intents(question)
+        wanted = asked_for[0] if asked_for else None
         q_tokens = set(tokenize(topic or question))
         if wanted is not None and wanted.holds is not None and not gives(wanted, q_tokens, text):
             # the kind of thing asked for may sit in a sentence ranked a little lower: bring the best
@@ -666,7 +667,7 @@ class Answerer:
             ranked = [Scored(lead.sentence, ranked[0].score, lead.cosine, lead.overlap),
                       *(r for r in ranked if r is not lead)]
             text, citations = compose(question, ranked, used, self.settings, every, self.list_continuation)
-        for other in intents(question)[1:]:
+        for other in asked_for[1:]:
             # a second part of the question ("...and how many?") gets the best sentence that
             # answers it, when the answer so far does not
             if other.holds is None or other.holds(_CITE_MARK.sub("", text)):
