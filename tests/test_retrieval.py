@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gcm_qa.engine import Engine, QuestionError
-from gcm_qa.retrieval import Filters
+from gcm_qa.retrieval import Filters, Retriever
 from gcm_qa.types import Passage
 
 KNOWN = [
@@ -141,6 +141,42 @@ def test_no_two_passages_mostly_overlap(report_engine: Engine, question: str) ->
             overlap = min(a.chunk.end, b.chunk.end) - max(a.chunk.start, b.chunk.start)
             shorter = min(a.chunk.end - a.chunk.start, b.chunk.end - b.chunk.start)
             assert overlap <= 0.6 * shorter, (a.chunk.chunk_id, b.chunk.chunk_id)
+
+
+def test_neighbouring_chunks_that_embed_alike_are_both_kept(report_engine: Engine) -> None:
+    """Within one document only overlapping text is a duplicate: two chunks under one heading embed
+    alike (their text opens with the same heading) and still say different things."""
+    ix = report_engine.index
+    retriever = Retriever(ix, report_engine.embedder, report_engine.settings.retrieval)
+    alike = [
+        i for i in range(len(ix.chunks) - 1)
+        if ix.chunks[i].doc_id == ix.chunks[i + 1].doc_id and ix.chunks[i].end <= ix.chunks[i + 1].start
+        and float(ix.embeddings[i] @ ix.embeddings[i + 1]) >= report_engine.settings.retrieval.dedup_threshold
+    ]
+    assert alike, "the report has neighbouring chunks this similar: the test must exercise them"
+    for i in alike:
+        assert not retriever._duplicate(i + 1, [i])
+    passages = report_engine.ask("Should deportation be how migrants are normally returned?", top_k=10).passages
+    assert any("preferable option to deportation" in p.chunk.text for p in passages[:5])
+
+
+def test_the_same_text_in_two_documents_collapses(make_engine, tmp_path) -> None:
+    paragraph = (
+        "The national migration office opened twelve one-stop centres in border provinces, where migrants "
+        "can regularise their status, register for health insurance and enrol their children in school "
+        "on the same day."
+    )
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "informe-a.txt").write_text(f"Informe A\n\n{paragraph}\n", encoding="utf-8")
+    (corpus / "informe-b.txt").write_text(f"Informe B\n\n{paragraph}\n", encoding="utf-8")
+    (corpus / "informe-c.txt").write_text(
+        "Informe C\n\nThe ministry of labour signed agreements on seasonal agricultural work.\n", encoding="utf-8"
+    )
+    engine = make_engine()
+    engine.build()
+    passages = engine.ask("Where can migrants regularise their status and enrol children in school?").passages
+    assert len([p for p in passages if "one-stop centres" in p.chunk.text]) == 1
 
 
 # --- answers and abstention ---------------------------------------------------------------------------

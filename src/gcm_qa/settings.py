@@ -74,7 +74,9 @@ class RetrievalSettings(_Group):
         "names: 'thematic area 4', 'Annex 2', 'textbox 8', 'table 1', 'objective 20'.",
     )
     dedup_threshold: float = Field(
-        0.9, ge=0, le=1, description="Passages whose embeddings are more similar than this collapse."
+        0.9, ge=0, le=1,
+        description="Passages of two different documents whose embeddings are at least this similar collapse "
+        "(the same text quoted in two documents); within one document only overlapping text collapses.",
     )
 
 
