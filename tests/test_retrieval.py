@@ -232,6 +232,9 @@ def test_names_and_years_missing_from_the_passages_are_reported() -> None:
     assert unsupported_terms("How many Venezuelans were irregular in Colombia in 2021?", passages) == []
     assert unsupported_terms("What share was irregular in 2019?", passages) == ["2019"]
     assert unsupported_terms("Which Brazilian city was cited?", passages) == []  # demonyms are not checked
+    # a month dates the question, it names nothing the passages must mention; its year still counts
+    assert unsupported_terms("How many Venezuelans in Colombia were irregular in April 2021?", passages) == []
+    assert unsupported_terms("How many Venezuelans in Colombia were irregular in April 2019?", passages) == ["2019"]
 
 
 def test_report_question_about_an_absent_country_abstains(report_engine: Engine) -> None:

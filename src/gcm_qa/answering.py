@@ -296,8 +296,9 @@ def unsupported_terms(question: str, passages: Sequence[Passage]) -> list[str]:
     have = set(tokenize(text)) | set(_YEAR.findall(text))
     out = []
     for word in [*_PROPER_NOUN.findall(question), *_YEAR.findall(question)]:
-        if word[0].isalpha() and (word.endswith(("an", "ans")) or word.lower() in _COMMON_CAPS):
-            continue
+        if word[0].isalpha() and (word.endswith(("an", "ans")) or word.lower() in _COMMON_CAPS
+                                  or re.fullmatch(_MONTH, word)):
+            continue  # a month dates the question; the year, if any, is checked on its own
         if not set(tokenize(word)) <= have and word not in out:
             out.append(word)
     return out
