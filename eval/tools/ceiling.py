@@ -1,0 +1,146 @@
+"""How far each stage of gcm-qa is from the targets: a ceiling analysis.
+
+Runs the gold questions through ``Engine.ask`` twice: as shipped, and with an oracle sentence
+scorer that puts a sentence holding an evidence quote first whenever the retrieved passages have
+one (everything else, composition, list reading, abstention checks, is the shipped code). The
+oracle run is the ceiling of the answer stage with the shipped retrieval: what a perfect reader
+would add. For the retrieval misses it reports where BM25 alone, dense alone and the best single
+sentence (dense) rank the evidence, which says whether any signal at hand could have found it.
+
+    .venv/bin/python eval/tools/ceiling.py --split dev
+
+Run it on test only to report, never to tune.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+from statistics import mean, median
+
+import numpy as np
+
+from gcm_qa import answering
+from gcm_qa.answering import Scored
+from gcm_qa.engine import Engine
+from gcm_qa.evaluation import metrics as m
+from gcm_qa.evaluation.gold import GoldQuestion, load_gold, norm
+from gcm_qa.query import prepare
+from gcm_qa.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Oracle:
+    """Wraps ``answering.score_sentences``: the evidence sentence of the current question leads."""
+
+    def __init__(self) -> None:
+        self.shipped = answering.score_sentences
+        self.evidence: Sequence[str] = ()
+        self.found = False  # the passages held an evidence sentence for the current question
+
+    def __call__(self, *args: object, **kwargs: object) -> list[Scored]:
+        ranked = self.shipped(*args, **kwargs)  # type: ignore[arg-type]
+        hits = [r for r in ranked if any(m.quotes_overlap(r.sentence.text, e) for e in self.evidence)]
+        self.found = self.found or bool(hits)
+        if not hits or not ranked:
+            return ranked
+        # a perfect reader also knows the sentence answers: it passes the support check as the
+        # best-matching sentence would
+        top = ranked[0]
+        lead = [Scored(h.sentence, top.score + 0.01 * (len(hits) - i), max(h.cosine, top.cosine),
+                       max(h.overlap, top.overlap)) for i, h in enumerate(hits)]
+        return lead + [r for r in ranked if r not in hits]
+
+
+def answer_metrics(engine: Engine, questions: Sequence[GoldQuestion], oracle: Oracle | None) -> dict[str, float]:
+    kfr, cp, chars, false_abstained, reachable = [], [], [], 0, 0
+    for q in questions:
+        if oracle is not None:
+            oracle.evidence, oracle.found = q.evidence, False
+        a = engine.ask(q.question)
+        reachable += bool(oracle and oracle.found)
+        if a.abstained:
+            false_abstained += 1
+            kfr.append(0.0)
+            continue
+        kfr.append(m.key_fact_recall(a.answer, q.key_facts))
+        if a.citations:
+            cp.append(mean(any(m.quotes_overlap(c.quote, e) for e in q.evidence) for c in a.citations))
+        chars.append(len(a.answer))
+    out = {"key_fact_recall": mean(kfr), "citation_precision": mean(cp) if cp else 0.0,
+           "median_answer_chars": median(chars) if chars else 0.0,
+           "false_abstention": false_abstained / len(questions)}
+    if oracle is not None:
+        out["evidence_sentence_in_passages"] = reachable / len(questions)
+    return out
+
+
+def best_rank(scores: np.ndarray, gold: np.ndarray) -> int:
+    """1-based rank of the first chunk marked in ``gold`` when ranked by ``scores`` alone."""
+    order = np.argsort(-scores, kind="stable")
+    return int(np.flatnonzero(gold[order])[0]) + 1
+
+
+def retrieval_misses(engine: Engine, questions: Sequence[GoldQuestion]) -> tuple[list[str], int]:
+    """For each question whose evidence is not in the top 5: where each signal alone ranks it. Also
+    how many of them some signal alone puts in the top 5 (what a perfect per-question fusion of
+    these signals could recover)."""
+    ix = engine.index
+    texts = [norm(c.text) for c in ix.chunks]
+    spans = ix.sentence_spans
+    lines: list[str] = []
+    recoverable = 0
+    for q in questions:
+        a = engine.ask(q.question, top_k=10)
+        rank = m.first_hit_rank([p.chunk.text for p in a.passages], q.evidence)
+        if rank is not None and rank <= 5:
+            continue
+        sq = prepare(q.question)
+        v = engine.embedder.encode([sq.dense])[0]
+        gold = np.array([any(norm(e) in t for e in q.evidence) for t in texts])
+        if not gold.any():
+            lines.append(f"| {q.id} | {q.type} | {rank or '>10'} | no chunk holds a whole evidence quote | | |")
+            continue
+        sentence = np.full(len(texts), -1.0)
+        np.maximum.at(sentence, spans[:, 0], ix.sentence_embeddings @ v)
+        alone = [best_rank(ix.keyword.scores(sq.keyword), gold), best_rank(ix.embeddings @ v, gold),
+                 best_rank(sentence, gold)]
+        recoverable += min(alone) <= 5
+        lines.append(f"| {q.id} | {q.type} | {rank or '>10'} | {' | '.join(map(str, alone))} |")
+    return lines, recoverable
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--split", default="dev", choices=["dev", "test", "all"])
+    ap.add_argument("--gold", type=Path, default=ROOT / "eval/gold.jsonl")
+    args = ap.parse_args()
+    questions = [q for q in load_gold(args.gold, args.split) if q.answerable]
+    data = Settings().model_dump()
+    data["paths"].update(corpus_dir=ROOT / "corpus", index_dir=ROOT / "index")
+    engine = Engine(Settings.model_validate(data))
+    engine.ensure_index()
+    shipped = answer_metrics(engine, questions, None)
+    oracle = Oracle()
+    answering.score_sentences = oracle  # the Answerer looks the scorer up in its module at call time
+    try:
+        ceiling = answer_metrics(engine, questions, oracle)
+    finally:
+        answering.score_sentences = oracle.shipped
+    print(f"{args.split}: {len(questions)} answerable questions\n")
+    print("| metric | shipped | oracle sentence scorer |\n|---|---|---|")
+    for key in ceiling:
+        print(f"| {key} | {shipped.get(key, float('nan')):.3f} | {ceiling[key]:.3f} |")
+    print("\nRetrieval misses (evidence not in the top 5): rank of the first evidence chunk\n")
+    print("| id | type | gcm-qa | BM25 alone | dense alone | best sentence, dense |\n|---|---|---|---|---|---|")
+    lines, recoverable = retrieval_misses(engine, questions)
+    print("\n".join(lines))
+    hits = len(questions) - len(lines)
+    print(f"\nhit@5 {hits / len(questions):.3f}; if each question took its best single signal "
+          f"{(hits + recoverable) / len(questions):.3f} ({recoverable} of {len(lines)} misses recoverable)")
+
+
+if __name__ == "__main__":
+    main()
