@@ -17,16 +17,18 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
-from statistics import mean, median
+from typing import Any
 
 import numpy as np
 
 from gcm_qa import answering
 from gcm_qa.answering import Scored
 from gcm_qa.engine import Engine
+from gcm_qa.evaluation import harness
 from gcm_qa.evaluation import metrics as m
 from gcm_qa.evaluation.gold import GoldQuestion, load_gold, norm
 from gcm_qa.query import prepare
+from gcm_qa.retrieval import Retriever
 from gcm_qa.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,27 +56,17 @@ class Oracle:
         return lead + [r for r in ranked if r not in hits]
 
 
-def answer_metrics(engine: Engine, questions: Sequence[GoldQuestion], oracle: Oracle | None) -> dict[str, float]:
-    kfr, cp, chars, false_abstained, reachable = [], [], [], 0, 0
+def run(engine: Engine, questions: Sequence[GoldQuestion], oracle: Oracle | None = None) -> list[dict[str, Any]]:
+    """Each question scored as ``gcm-qa eval`` scores it; with an oracle, each row also says
+    whether the passages held an evidence sentence."""
+    rows = []
     for q in questions:
         if oracle is not None:
             oracle.evidence, oracle.found = q.evidence, False
-        a = engine.ask(q.question)
-        reachable += bool(oracle and oracle.found)
-        if a.abstained:
-            false_abstained += 1
-            kfr.append(0.0)
-            continue
-        kfr.append(m.key_fact_recall(a.answer, q.key_facts))
-        if a.citations:
-            cp.append(mean(any(m.quotes_overlap(c.quote, e) for e in q.evidence) for c in a.citations))
-        chars.append(len(a.answer))
-    out = {"key_fact_recall": mean(kfr), "citation_precision": mean(cp) if cp else 0.0,
-           "median_answer_chars": median(chars) if chars else 0.0,
-           "false_abstention": false_abstained / len(questions)}
-    if oracle is not None:
-        out["evidence_sentence_in_passages"] = reachable / len(questions)
-    return out
+        row = harness.score_answer(q, engine.ask(q.question, top_k=harness.K))
+        row["evidence_sentence_in_passages"] = oracle is not None and oracle.found
+        rows.append(row)
+    return rows
 
 
 def best_rank(scores: np.ndarray, gold: np.ndarray) -> int:
@@ -83,30 +75,31 @@ def best_rank(scores: np.ndarray, gold: np.ndarray) -> int:
     return int(np.flatnonzero(gold[order])[0]) + 1
 
 
-def retrieval_misses(engine: Engine, questions: Sequence[GoldQuestion]) -> tuple[list[str], int]:
+def retrieval_misses(
+    engine: Engine, questions: Sequence[GoldQuestion], rows: Sequence[dict[str, Any]]
+) -> tuple[list[str], int]:
     """For each question whose evidence is not in the top 5: where each signal alone ranks it. Also
     how many of them some signal alone puts in the top 5 (what a perfect per-question fusion of
     these signals could recover)."""
     ix = engine.index
+    retriever = Retriever(ix, engine.embedder, engine.settings.retrieval)
     texts = [norm(c.text) for c in ix.chunks]
-    spans = ix.sentence_spans
     lines: list[str] = []
     recoverable = 0
-    for q in questions:
-        a = engine.ask(q.question, top_k=10)
-        rank = m.first_hit_rank([p.chunk.text for p in a.passages], q.evidence)
+    for q, row in zip(questions, rows, strict=True):
+        rank = row["rank"]
         if rank is not None and rank <= 5:
             continue
-        sq = prepare(q.question)
-        v = engine.embedder.encode([sq.dense])[0]
         gold = np.array([any(norm(e) in t for e in q.evidence) for t in texts])
         if not gold.any():
             lines.append(f"| {q.id} | {q.type} | {rank or '>10'} | no chunk holds a whole evidence quote | | |")
             continue
-        sentence = np.full(len(texts), -1.0)
-        np.maximum.at(sentence, spans[:, 0], ix.sentence_embeddings @ v)
+        sq = prepare(q.question)
+        v = engine.embedder.encode([sq.dense])[0]
+        best_sentence, _ = retriever.best_sentence_scores(sq, v)
+        assert best_sentence is not None
         alone = [best_rank(ix.keyword.scores(sq.keyword), gold), best_rank(ix.embeddings @ v, gold),
-                 best_rank(sentence, gold)]
+                 best_rank(best_sentence, gold)]
         recoverable += min(alone) <= 5
         lines.append(f"| {q.id} | {q.type} | {rank or '>10'} | {' | '.join(map(str, alone))} |")
     return lines, recoverable
@@ -122,25 +115,28 @@ def main() -> None:
     data["paths"].update(corpus_dir=ROOT / "corpus", index_dir=ROOT / "index")
     engine = Engine(Settings.model_validate(data))
     engine.ensure_index()
-    shipped = answer_metrics(engine, questions, None)
+    shipped = run(engine, questions)
     oracle = Oracle()
     answering.score_sentences = oracle  # the Answerer looks the scorer up in its module at call time
     try:
-        ceiling = answer_metrics(engine, questions, oracle)
+        ceiling = run(engine, questions, oracle)
     finally:
         answering.score_sentences = oracle.shipped
+    keys = ["key_fact_recall", "citation_precision", "median_answer_chars", "false_abstention_rate"]
+    before, after = harness.summarise_answers(shipped)["overall"], harness.summarise_answers(ceiling)["overall"]
     print(f"{args.split}: {len(questions)} answerable questions\n")
     print("| metric | shipped | oracle sentence scorer |\n|---|---|---|")
-    for key in ceiling:
-        print(f"| {key} | {shipped.get(key, float('nan')):.3f} | {ceiling[key]:.3f} |")
+    for key in keys:
+        print(f"| {key} | {before[key]:.3f} | {after[key]:.3f} |")
+    reachable = sum(r["evidence_sentence_in_passages"] for r in ceiling) / len(questions)
+    print(f"| evidence sentence in the passages | | {reachable:.3f} |")
     print("\nRetrieval misses (evidence not in the top 5): rank of the first evidence chunk\n")
     print("| id | type | gcm-qa | BM25 alone | dense alone | best sentence, dense |\n|---|---|---|---|---|---|")
-    lines, recoverable = retrieval_misses(engine, questions)
+    lines, recoverable = retrieval_misses(engine, questions, shipped)
     print("\n".join(lines))
     hits = len(questions) - len(lines)
     print(f"\nhit@5 {hits / len(questions):.3f}; if each question took its best single signal "
           f"{(hits + recoverable) / len(questions):.3f} ({recoverable} of {len(lines)} misses recoverable)")
-
 
 if __name__ == "__main__":
     main()

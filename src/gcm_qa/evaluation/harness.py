@@ -18,6 +18,7 @@ from gcm_qa.evaluation.baselines import Ranker, all_baselines
 from gcm_qa.evaluation.compare import changes, markdown_changes
 from gcm_qa.evaluation.gold import TYPES, GoldQuestion, load_gold
 from gcm_qa.settings import Settings
+from gcm_qa.types import Answer
 
 K = 10
 
@@ -30,24 +31,25 @@ def score_ranking(q: GoldQuestion, texts: Sequence[str]) -> dict[str, Any]:
     }
 
 
+def score_answer(q: GoldQuestion, a: Answer) -> dict[str, Any]:
+    """One question's row: its ranking and its answer scored against the gold record."""
+    texts = [p.chunk.text for p in a.passages]
+    row = {"id": q.id, "type": q.type, "answerable": q.answerable, **score_ranking(q, texts)}
+    quotes = [c.quote for c in a.citations]
+    row.update(
+        answer=a.answer,
+        abstained=a.abstained,
+        key_fact_recall=m.key_fact_recall(a.answer, q.key_facts) if not a.abstained else 0.0,
+        citation_precision=m.citation_precision(quotes, q.evidence) if q.answerable else None,
+        answer_chars=len(a.answer),
+        latency_ms=a.timings_ms["total"],
+    )
+    return row
+
+
 def run_system(engine: Engine, questions: Sequence[GoldQuestion]) -> list[dict[str, Any]]:
     engine.ask("warm-up question about migration")  # latency is measured on a warm model
-    rows = []
-    for q in questions:
-        a = engine.ask(q.question, top_k=K)
-        texts = [p.chunk.text for p in a.passages]
-        row = {"id": q.id, "type": q.type, "answerable": q.answerable, **score_ranking(q, texts)}
-        quotes = [c.quote for c in a.citations]
-        row.update(
-            answer=a.answer,
-            abstained=a.abstained,
-            key_fact_recall=m.key_fact_recall(a.answer, q.key_facts) if not a.abstained else 0.0,
-            citation_precision=m.citation_precision(quotes, q.evidence) if q.answerable else None,
-            answer_chars=len(a.answer),
-            latency_ms=a.timings_ms["total"],
-        )
-        rows.append(row)
-    return rows
+    return [score_answer(q, engine.ask(q.question, top_k=K)) for q in questions]
 
 
 def run_ranker(rank: Ranker, questions: Sequence[GoldQuestion]) -> list[dict[str, Any]]:
