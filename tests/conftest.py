@@ -1,4 +1,8 @@
-"""Shared fixtures: the real packaged model, loaded once per session, and throw-away folders.
+"""Shared fixtures: a real packaged model, loaded once per session, and throw-away folders.
+
+The fast suite embeds with all-MiniLM-L6-v2 (a dependency, 90 MB, loads in seconds): what it tests
+is the pipeline's behaviour, not one encoder's quality. Tests of the default multilingual encoder
+ask for it by name (``default_embedder``).
 
 Every test points corpus, index and cache folders at temporary paths, so nothing touches the
 user's ``corpus/`` or ``index/`` and a fresh clone tests without ``../shared``.
@@ -6,18 +10,22 @@ user's ``corpus/`` or ``index/`` and a fresh clone tests without ``../shared``.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
-from gcm_qa.embedder import Embedder
+from gcm_qa.embedder import Embedder, load_embedder
 from gcm_qa.engine import Engine
-from gcm_qa.settings import Settings
+from gcm_qa.settings import EmbeddingSettings, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
 REPORT = ROOT / "corpus" / "gcm-regional-review-lac-2022.txt"
+TEST_MODEL = "packaged:all-MiniLM-L6-v2"
+# the CLI and chat started by tests read the model from the environment, like a user's would
+os.environ["GCM_QA_EMBEDDING__MODEL"] = TEST_MODEL
 
 
 @pytest.fixture(scope="session")
@@ -28,12 +36,15 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def embedder(cache_dir: Path) -> Embedder:
-    return Embedder(Settings().embedding, cache_dir)
+    return load_embedder(EmbeddingSettings(model=TEST_MODEL), cache_dir)
 
 
 def make_settings(root: Path, cache_dir: Path, **groups: dict) -> Settings:
     data = Settings().model_dump()
-    data["paths"] = {"corpus_dir": root / "corpus", "index_dir": root / "index", "cache_dir": cache_dir}
+    # no shipped vectors unless a test asks for them: counts of what was embedded stay exact
+    data["paths"] = {"corpus_dir": root / "corpus", "index_dir": root / "index", "cache_dir": cache_dir,
+                     "vectors_dir": root / "vectors"}
+    data["embedding"]["model"] = TEST_MODEL
     for group, values in groups.items():
         data[group].update(values)
     return Settings.model_validate(data)
@@ -53,11 +64,13 @@ def make_engine(tmp_path: Path, cache_dir: Path, embedder: Embedder):
 
 @pytest.fixture(scope="session")
 def report_engine(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path, embedder: Embedder) -> Engine:
-    """The full report indexed once per session (about 20 s on two cores)."""
+    """The full report indexed once per session (a few seconds with the shipped vectors)."""
     root = tmp_path_factory.mktemp("report")
     (root / "corpus").mkdir()
     shutil.copy(REPORT, root / "corpus" / REPORT.name)
     shutil.copy(ROOT / "corpus" / "manifest.toml", root / "corpus" / "manifest.toml")
-    engine = Engine(make_settings(root, cache_dir), embedder=embedder)
+    # the report's shipped vectors (index/vectors) spare the suite embedding it again
+    engine = Engine(make_settings(root, cache_dir, paths={"vectors_dir": ROOT / "index" / "vectors"}),
+                    embedder=embedder)
     engine.build()
     return engine

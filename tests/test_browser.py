@@ -94,6 +94,7 @@ def chat_server(report_engine, cache_dir: Path, tmp_path_factory: pytest.TempPat
     log = root / "chat.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GRADIO_", "GCM_QA_"))}
     env["PYTHONUNBUFFERED"] = "1"
+    env["GCM_QA_EMBEDDING__MODEL"] = os.environ["GCM_QA_EMBEDDING__MODEL"]  # the suite's model (conftest)
     cmd = [sys.executable, "-m", "gcm_qa.cli", "chat", "--corpus", str(corpus), "--index-dir", str(index),
            "--cache-dir", str(cache_dir), "--port", str(port), "--upload-dir", str(root / "uploads"),
            "--max-upload-mb", "5"]

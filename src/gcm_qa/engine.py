@@ -11,14 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from gcm_qa import corpus, gcm, index_store
+from gcm_qa import corpus, gcm, index_store, models
 from gcm_qa.answering import NO_ANSWER, Answerer
-from gcm_qa.embedder import Embedder
+from gcm_qa.embedder import Embedder, ResolvedModel, load_embedder, resolve
 from gcm_qa.index_store import BuildReport, LoadedIndex
 from gcm_qa.loaders import SUPPORTED_SUFFIXES, DocumentError
-from gcm_qa.query import areas_named, objective_sought, part_asked_about, prepare, rewrite_followup
+from gcm_qa.query import SearchQuery, areas_named, objective_sought, part_asked_about, prepare, rewrite_followup
 from gcm_qa.retrieval import Filters, Retriever, refers_to
-from gcm_qa.settings import Settings
+from gcm_qa.settings import Settings, with_tuned
 from gcm_qa.types import Answer, Passage
 
 
@@ -41,7 +41,15 @@ class Engine:
     """Owns the model, the loaded index and the retriever; safe to share across chat sessions."""
 
     def __init__(self, settings: Settings | None = None, embedder: Embedder | None = None) -> None:
-        self.settings = settings or Settings()
+        settings = settings or Settings()
+        if embedder is not None:
+            self.model = ResolvedModel(embedder.name, embedder.identity, models.packaged(embedder.name))
+        else:
+            self.model = resolve(settings.embedding, settings.paths.cache_dir)
+        if self.model.packaged is not None:
+            settings = with_tuned(settings, self.model.packaged.tuned)
+        self.settings = settings
+        self.notices: list[str] = [self.model.notice] if self.model.notice else []
         self._embedder = embedder
         self._index: LoadedIndex | None = None
         self._retriever: Retriever | None = None
@@ -52,7 +60,7 @@ class Engine:
     def embedder(self) -> Embedder:
         with self._lock:
             if self._embedder is None:
-                self._embedder = Embedder(self.settings.embedding, self.settings.paths.cache_dir)
+                self._embedder = load_embedder(self.settings.embedding, self.settings.paths.cache_dir, self.model)
             return self._embedder
 
     @property
@@ -67,7 +75,8 @@ class Engine:
     ) -> BuildReport:
         """Incremental (re)build, then load what was built."""
         with self._lock:
-            report = index_store.build(self.settings, lambda: self.embedder, full=full, progress=progress, echo=echo)
+            report = index_store.build(self.settings, lambda: self.embedder, self.model.identity, full=full,
+                                       progress=progress, echo=echo)
             self._load()
             return report
 
@@ -75,8 +84,9 @@ class Engine:
         """Build when the index is missing or stale (corpus or recipe changed); load it."""
         with self._lock:
             report = None
-            if index_store.is_stale(self.settings):
-                report = index_store.build(self.settings, lambda: self.embedder, progress=progress, echo=echo)
+            if index_store.is_stale(self.settings, self.model.identity):
+                report = index_store.build(self.settings, lambda: self.embedder, self.model.identity,
+                                           progress=progress, echo=echo)
             if report is not None or self._index is None:
                 self._load()
             return report
@@ -100,9 +110,9 @@ class Engine:
             raise QuestionError(f"the question is longer than {MAX_QUESTION_CHARS} characters")
         started = time.perf_counter()
         standalone = rewrite_followup(question, list(history))
-        query = prepare(standalone)
+        query = self.search_query(standalone)
         retriever = self._retriever_or_load()
-        vector = self.embedder.encode([query.dense])[0]
+        vector = self.embedder.encode_queries([query.dense])[0]
         passages = retriever.search(query, top_k=top_k, filters=filters, query_vector=vector)
         part = part_asked_about(query)
         if not part and objective_sought(query):
@@ -150,12 +160,18 @@ class Engine:
             query=standalone,
         )
 
+    def search_query(self, question: str) -> SearchQuery:
+        """What the retrievers are given for a (standalone) question."""
+        mode = self.settings.retrieval.spanish_dense
+        return prepare(question, mode == "as_asked" or (mode == "auto" and self.embedder.multilingual))
+
     def _objective_for(self, text: str, vector: np.ndarray, areas: Sequence[int]) -> int | None:
         """Which GCM objective a "which objective covers X?" question means, by the objectives'
         titles (embedded once per engine) and keywords."""
         with self._lock:
             if self._objective_titles is None:
-                self._objective_titles = self.embedder.encode([gcm.OBJECTIVES[n] for n in sorted(gcm.OBJECTIVES)])
+                self._objective_titles = self.embedder.encode_documents(
+                    [gcm.OBJECTIVES[n] for n in sorted(gcm.OBJECTIVES)])
         return gcm.choose_objective(self._objective_titles @ vector, text, areas)
 
     def _retriever_or_load(self) -> Retriever:

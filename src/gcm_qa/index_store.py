@@ -14,9 +14,11 @@ Layout of ``index/``::
                                 the answerer quotes sentences without embedding them again
 
 A build writes a fresh folder and only then repoints ``current``, so a crash at any moment leaves
-the previous index whole. Embeddings are reused by the hash of the exact text embedded, so only
-new or changed passages meet the model; a different recipe (model, chunking, loader version)
-reuses nothing.
+the previous index whole. Embeddings are reused by the model's identity and the hash of the exact
+text embedded, so only new or changed passages meet the model: a new chunker or cleaner re-embeds
+only the passages whose text it changed, and a different model re-embeds everything. A shipped
+corpus comes with its vectors (``index/vectors/<model>.npz``, see :mod:`gcm_qa.vector_store`), so a
+fresh clone does not spend minutes embedding the report before its first answer.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ import faiss
 import numpy as np
 from tqdm import tqdm
 
-from gcm_qa import corpus
+from gcm_qa import corpus, vector_store
 from gcm_qa.chunking import chunk_document
 from gcm_qa.cleaning import clean_pages, table_of_contents
 from gcm_qa.embedder import Embedder
@@ -130,12 +132,13 @@ class BuildReport:
         return text + "."
 
 
-def recipe(settings: Settings) -> dict[str, Any]:
-    """Everything that shapes the vectors and chunks. Any change means a full rebuild."""
+def recipe(settings: Settings, model_identity: str) -> dict[str, Any]:
+    """Everything that shapes the vectors and chunks. Any change means a rebuild (vectors are still
+    reused for unchanged text while ``model`` is the same)."""
     return {
         "format": FORMAT_VERSION,
         "loader_version": loader_version(),
-        "model": settings.embedding.model,
+        "model": model_identity,
         "chunk_chars": settings.chunking.chunk_chars,
         "overlap_chars": settings.chunking.overlap_chars,
     }
@@ -146,7 +149,7 @@ def current_folder(index_dir: Path) -> Path | None:
     return link.resolve() if link.exists() else None
 
 
-def _text_key(text: str) -> str:
+def text_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
@@ -199,13 +202,13 @@ def scan(settings: Settings) -> tuple[list[tuple[Path, str, dict[str, Any] | Non
     return files, missing
 
 
-def is_stale(settings: Settings) -> bool:
+def is_stale(settings: Settings, model_identity: str) -> bool:
     """True when the corpus or the recipe no longer matches the current index."""
     folder = current_folder(settings.paths.index_dir)
     if folder is None:
         return True
     manifest = read_manifest(folder)
-    if manifest.get("recipe") != recipe(settings):
+    if manifest.get("recipe") != recipe(settings, model_identity):
         return True
     files, _ = scan(settings)
     indexed = {d["file"]: d for d in manifest["documents"].values()}
@@ -246,6 +249,7 @@ def prepare_document(path: Path, entry: dict[str, Any] | None, settings: Setting
 def build(
     settings: Settings,
     embedder: Callable[[], Embedder],
+    model_identity: str,
     full: bool = False,
     progress: bool = True,
     echo: Callable[[str], None] = lambda _m: None,
@@ -254,12 +258,13 @@ def build(
     started = time.perf_counter()
     index_dir = settings.paths.index_dir
     with build_lock(index_dir):
-        return _build_locked(settings, embedder, full, progress, echo, started)
+        return _build_locked(settings, embedder, model_identity, full, progress, echo, started)
 
 
 def _build_locked(
     settings: Settings,
     embedder: Callable[[], Embedder],
+    model_identity: str,
     full: bool,
     progress: bool,
     echo: Callable[[str], None],
@@ -271,28 +276,23 @@ def _build_locked(
         raise FileNotFoundError(f"corpus folder not found: {settings.paths.corpus_dir}")
     files, manifest_errors = scan(settings)
     report.errors.extend(manifest_errors)
-    the_recipe = recipe(settings)
+    the_recipe = recipe(settings, model_identity)
 
     previous_folder = current_folder(index_dir)
     prev_manifest: dict[str, Any] = {}
     prev_chunks: dict[str, list[Chunk]] = {}
-    prev_vectors: dict[str, np.ndarray] = {}
-    prev_sentence_vectors: dict[str, np.ndarray] = {}
+    # text hash -> vector, for this model: the shipped vectors, then the previous build's
+    known_vectors = {} if full else vector_store.load(settings.paths.vectors_dir, model_identity)
     if previous_folder is not None and not full:
         try:
             prev_manifest = read_manifest(previous_folder)
         except (OSError, ValueError):
             prev_manifest = {}
+        if prev_manifest.get("recipe", {}).get("model") == model_identity:
+            known_vectors.update(_build_vectors(previous_folder))
         if prev_manifest.get("recipe") == the_recipe:
-            old_chunks = read_chunks(previous_folder)
-            old_vectors = np.load(previous_folder / "embeddings.npy", allow_pickle=False)
-            for chunk, vector in zip(old_chunks, old_vectors, strict=True):
+            for chunk in read_chunks(previous_folder):
                 prev_chunks.setdefault(chunk.doc_id, []).append(chunk)
-                prev_vectors[_text_key(chunk.embed_text())] = vector
-            old_spans = np.load(previous_folder / "sentence_spans.npy", allow_pickle=False)
-            old_sentence_vectors = np.load(previous_folder / "sentence_embeddings.npy", allow_pickle=False)
-            for (ci, a, b), vector in zip(old_spans, old_sentence_vectors, strict=True):
-                prev_sentence_vectors[_text_key(old_chunks[int(ci)].text[int(a) : int(b)])] = vector
         else:
             prev_manifest = {}
     prev_docs_by_file = {d["file"]: (doc_id, d) for doc_id, d in prev_manifest.get("documents", {}).items()}
@@ -355,38 +355,19 @@ def _build_locked(
         report.seconds = time.perf_counter() - started
         return report
 
-    texts = [c.embed_text() for c in all_chunks]
-    keys = [_text_key(t) for t in texts]
-    missing = sorted({k: i for i, k in enumerate(keys) if k not in prev_vectors}.values())
-    vectors: dict[str, np.ndarray] = {k: prev_vectors[k] for k in keys if k in prev_vectors}
-    if missing:
-        model = embedder()
-        echo(f"Embedding {len(missing)} passages with {settings.embedding.model} ...")
-        new = model.encode([texts[i] for i in missing], progress=progress)
-        for i, vector in zip(missing, new, strict=True):
-            vectors[keys[i]] = vector
-    report.embedded = len(missing)
-    report.reused = len(all_chunks) - len(missing)
     if not all_chunks:
         raise DocumentError(settings.paths.corpus_dir, "no document in the corpus could be indexed")
-    matrix = np.stack([vectors[k] for k in keys]).astype(np.float32)
+    texts = [c.embed_text() for c in all_chunks]
+    matrix, report.embedded = _embed(texts, known_vectors, embedder, "passages", progress, echo)
+    report.reused = len(all_chunks) - report.embedded
     dim = int(matrix.shape[1])
 
     spans = [(ci, s.start, s.end) for ci, c in enumerate(all_chunks) for s in split_sentences(c.text, ci)]
     sentence_texts = [all_chunks[ci].text[a:b] for ci, a, b in spans]
-    sentence_keys = [_text_key(t) for t in sentence_texts]
-    todo = sorted({k: i for i, k in enumerate(sentence_keys) if k not in prev_sentence_vectors}.values())
-    sentence_vectors = {k: prev_sentence_vectors[k] for k in sentence_keys if k in prev_sentence_vectors}
-    if todo:
-        echo(f"Embedding {len(todo)} sentences ...")
-        new = embedder().encode([sentence_texts[i] for i in todo], progress=progress)
-        for i, vector in zip(todo, new, strict=True):
-            sentence_vectors[sentence_keys[i]] = vector
-    report.embedded_sentences = len(todo)
-    sentence_matrix = (
-        np.stack([sentence_vectors[k] for k in sentence_keys]).astype(np.float32)
-        if spans else np.zeros((0, dim), dtype=np.float32)
-    )
+    sentence_matrix, report.embedded_sentences = _embed(sentence_texts, known_vectors, embedder, "sentences",
+                                                        progress, echo)
+    if not spans:
+        sentence_matrix = np.zeros((0, dim), dtype=np.float32)
     sentence_data = (np.array(spans, dtype=np.int64).reshape(-1, 3), sentence_matrix, sentence_texts)
 
     manifest = {
@@ -400,6 +381,56 @@ def _build_locked(
     report.folder = _write_and_swap(index_dir, manifest, all_chunks, matrix, sentence_data)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _embed(
+    texts: list[str],
+    known: dict[str, np.ndarray],
+    embedder: Callable[[], Embedder],
+    what: str,
+    progress: bool,
+    echo: Callable[[str], None],
+) -> tuple[np.ndarray, int]:
+    """The vectors of ``texts`` in order, embedding only those ``known`` lacks (which it then holds);
+    returns the matrix and how many were embedded."""
+    keys = [text_key(t) for t in texts]
+    missing = sorted({k: i for i, k in enumerate(keys) if k not in known}.values())
+    if missing:
+        model = embedder()
+        echo(f"Embedding {len(missing)} {what} with {model.name} ...")
+        new = model.encode_documents([texts[i] for i in missing], progress=progress)
+        for i, vector in zip(missing, new, strict=True):
+            known[keys[i]] = vector
+    if not keys:
+        return np.zeros((0, 0), dtype=np.float32), 0
+    return np.stack([known[k] for k in keys]).astype(np.float32), len(missing)
+
+
+def _build_vectors(folder: Path) -> dict[str, np.ndarray]:
+    """Text hash -> vector for every passage and sentence of a build (empty if it cannot be read)."""
+    try:
+        chunks = read_chunks(folder)
+        vectors = np.load(folder / "embeddings.npy", allow_pickle=False)
+        spans = np.load(folder / "sentence_spans.npy", allow_pickle=False)
+        sentence_vectors = np.load(folder / "sentence_embeddings.npy", allow_pickle=False)
+    except (OSError, ValueError):
+        return {}
+    if len(chunks) != len(vectors) or len(spans) != len(sentence_vectors):
+        return {}
+    found = {text_key(c.embed_text()): v for c, v in zip(chunks, vectors, strict=True)}
+    for (ci, a, b), vector in zip(spans, sentence_vectors, strict=True):
+        found[text_key(chunks[int(ci)].text[int(a) : int(b)])] = vector
+    return found
+
+
+def export_vectors(settings: Settings, model_identity: str) -> Path:
+    """Write the current build's vectors as the shipped vectors of this model (``index --save-vectors``)."""
+    folder = current_folder(settings.paths.index_dir)
+    if folder is None:
+        raise IndexMissingError(f"no index in {settings.paths.index_dir} (run 'gcm-qa index')")
+    if read_manifest(folder)["recipe"]["model"] != model_identity:
+        raise IndexMissingError(f"the index in {folder} was built with another model; run 'gcm-qa index' first")
+    return vector_store.save(settings.paths.vectors_dir, model_identity, _build_vectors(folder))
 
 
 def _with_meta(chunk: Chunk, meta: DocMeta) -> Chunk:
@@ -444,11 +475,13 @@ def _write_and_swap(
     flat = faiss.IndexFlatIP(matrix.shape[1])
     flat.add(matrix)
     faiss.write_index(flat, str(tmp / "faiss.index"))
-    KeywordIndex.build([c.embed_text() for c in chunks]).save(tmp / "bm25")
+    languages = [c.language for c in chunks]
+    KeywordIndex.build([c.embed_text() for c in chunks], languages).save(tmp / "bm25")
     spans, sentence_matrix, sentence_texts = sentence_data
     np.save(tmp / "sentence_spans.npy", spans, allow_pickle=False)
     np.save(tmp / "sentence_embeddings.npy", sentence_matrix, allow_pickle=False)
-    KeywordIndex.build(sentence_texts or ["∅"]).save(tmp / "bm25_sentences")
+    sentence_languages = [languages[int(ci)] for ci in spans[:, 0]]
+    KeywordIndex.build(sentence_texts or ["∅"], sentence_languages or ["en"]).save(tmp / "bm25_sentences")
     (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
     _fsync_tree(tmp)
     build_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]

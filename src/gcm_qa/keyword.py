@@ -2,11 +2,14 @@
 
 Tokenising is ours because the corpus is bilingual and numeric: accents are folded so 'migración'
 and 'migracion' meet, numbers keep their decimals ('59.5', '73/195') because numeric questions
-hinge on them, and English stemming lets 'regularisation' meet 'regularise'.
+hinge on them, and each document is stemmed in its own language ('regularisation' meets
+'regularise' in English, 'regularización' meets 'regularizar' in Spanish). A query is stemmed once
+per language the index holds, and each passage is scored with the stems of its own language.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import unicodedata
@@ -42,14 +45,19 @@ def fold(text: str) -> str:
     return "".join(ch for ch in text if not unicodedata.combining(ch))
 
 
-@lru_cache(maxsize=1)
-def _stemmer() -> Stemmer.Stemmer:
-    return Stemmer.Stemmer("english")
+# Snowball stemmers for the languages documents are tagged with; any other language is stemmed as
+# English, which at worst leaves its words whole.
+SNOWBALL = {"en": "english", "es": "spanish", "pt": "portuguese", "fr": "french"}
 
 
-def tokenize(text: str) -> list[str]:
+@lru_cache(maxsize=8)
+def _stemmer(language: str) -> Stemmer.Stemmer:
+    return Stemmer.Stemmer(SNOWBALL.get(language, "english"))
+
+
+def tokenize(text: str, language: str = "en") -> list[str]:
     tokens: list[str] = []
-    stem = _stemmer().stemWord
+    stem = _stemmer(language).stemWord
     for tok in _TOKEN.findall(fold(text)):
         if tok[0].isdigit():
             tok = tok.replace(",", "") if re.fullmatch(r"\d{1,3}(,\d{3})+", tok) else tok
@@ -64,28 +72,43 @@ def tokenize(text: str) -> list[str]:
 class KeywordIndex:
     """BM25 scores for every chunk, as a dense array so filters and fusion are plain numpy."""
 
-    def __init__(self, retriever: bm25s.BM25) -> None:
+    LANGUAGES_FILE = "languages.json"
+
+    def __init__(self, retriever: bm25s.BM25, languages: Sequence[str]) -> None:
         self.retriever = retriever
         self.vocab = retriever.vocab_dict
+        # a language without a stemmer is tokenised as English (see SNOWBALL)
+        self.languages = np.array([lang if lang in SNOWBALL else "en" for lang in languages])
+        self._present = sorted(set(self.languages.tolist()))
 
     @classmethod
-    def build(cls, texts: Sequence[str]) -> KeywordIndex:
+    def build(cls, texts: Sequence[str], languages: Sequence[str]) -> KeywordIndex:
         retriever = bm25s.BM25(k1=1.2, b=0.75)
         # bm25s needs at least one token per document; an empty chunk gets a placeholder
-        retriever.index([tokenize(t) or ["∅"] for t in texts], show_progress=False)
-        return cls(retriever)
+        retriever.index([tokenize(t, lang) or ["∅"] for t, lang in zip(texts, languages, strict=True)],
+                        show_progress=False)
+        return cls(retriever, languages)
 
     def save(self, folder: Path) -> None:
         self.retriever.save(str(folder), allow_pickle=False)
+        (folder / self.LANGUAGES_FILE).write_text(json.dumps(self.languages.tolist()), encoding="utf-8")
 
     @classmethod
     def load(cls, folder: Path) -> KeywordIndex:
-        return cls(bm25s.BM25.load(str(folder), allow_pickle=False, mmap=False))
+        retriever = bm25s.BM25.load(str(folder), allow_pickle=False, mmap=False)
+        languages = json.loads((folder / cls.LANGUAGES_FILE).read_text(encoding="utf-8"))
+        return cls(retriever, languages)
 
-    def scores(self, query: str | Sequence[str]) -> np.ndarray:
-        tokens = tokenize(query) if isinstance(query, str) else list(query)
-        known = [t for t in tokens if t in self.vocab]
+    def scores(self, query: str) -> np.ndarray:
         n = int(self.retriever.scores["num_docs"])
-        if not known:
-            return np.zeros(n, dtype=np.float32)
-        return np.asarray(self.retriever.get_scores(known), dtype=np.float32)
+        out = np.zeros(n, dtype=np.float32)
+        for language in self._present:
+            known = [t for t in tokenize(query, language) if t in self.vocab]
+            if not known:
+                continue
+            scores = np.asarray(self.retriever.get_scores(known), dtype=np.float32)
+            if len(self._present) == 1:
+                return scores
+            own = self.languages == language
+            out[own] = scores[own]
+        return out

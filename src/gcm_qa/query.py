@@ -1,9 +1,11 @@
 """Query handling before retrieval: Spanish questions and conversational follow-ups.
 
-The shipped embedding model is English-only, and the report is in English while many of its users
-write in Spanish. A phrase glossary of migration-policy terms (``data/es_en_glossary.tsv``) turns a
-Spanish question into English search terms; the original words stay in the keyword query, so a
-Spanish questionnaire is still found by its own vocabulary.
+The report is in English while many of its users write in Spanish. A phrase glossary of
+migration-policy terms (``data/es_en_glossary.tsv``) turns a Spanish question into English search
+terms for BM25, beside the original words, so English passages are found by their vocabulary and a
+Spanish questionnaire by its own. The dense query is the question as asked when the encoder is
+multilingual (it places both languages in one space); an English-only encoder gets the glossary's
+English instead.
 """
 
 from __future__ import annotations
@@ -181,12 +183,13 @@ def areas_named(query: SearchQuery) -> tuple[int, ...]:
     return tuple(int(r.rsplit(" ", 1)[1]) for r in query.references if r.startswith("thematic area"))
 
 
-def prepare(question: str) -> SearchQuery:
+def prepare(question: str, multilingual: bool = False) -> SearchQuery:
+    """``multilingual``: the encoder embeds Spanish as it is, so the dense query is the question."""
     question = " ".join(question.split())
     refs = references(question)
     if is_spanish(question):
         english = translate_terms(question)
-        return SearchQuery(question, english, f"{english} {question}", True, refs)
+        return SearchQuery(question, question if multilingual else english, f"{english} {question}", True, refs)
     return SearchQuery(question, question, question, references=refs)
 
 

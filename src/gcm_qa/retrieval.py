@@ -176,7 +176,7 @@ class Retriever:
         top_k = top_k or s.top_k
         mask = self.mask(filters or Filters())
         if query_vector is None:
-            query_vector = self.embedder.encode([query.dense])[0]
+            query_vector = self.embedder.encode_queries([query.dense])[0]
         dense = self.dense_scores(query_vector, mask)
         lexical = self.index.keyword.scores(query.keyword)
         dense_ok = dense > -1.0

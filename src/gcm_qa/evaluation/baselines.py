@@ -20,18 +20,18 @@ from gcm_qa.query import prepare
 Ranker = Callable[[str, int], list[str]]
 
 
-class SentenceTransformerEmbeddings(Embeddings):
-    """The LangChain embeddings interface over our already-loaded model (no extra download, and
+class SeamEmbeddings(Embeddings):
+    """The LangChain embeddings interface over our already-loaded encoder (no extra download, and
     no langchain-huggingface, which pins huggingface-hub below what gradio needs)."""
 
     def __init__(self, embedder: Embedder) -> None:
         self.embedder = embedder
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self.embedder.encode(texts).tolist()
+        return self.embedder.encode_documents(texts).tolist()
 
     def embed_query(self, text: str) -> list[float]:
-        return self.embedder.encode([text])[0].tolist()
+        return self.embedder.encode_queries([text])[0].tolist()
 
 
 def bm25_ranker(engine: Engine) -> Ranker:
@@ -49,7 +49,7 @@ def dense_ranker(engine: Engine) -> Ranker:
     chunks = engine.index.chunks
 
     def rank(question: str, k: int) -> list[str]:
-        vector = engine.embedder.encode([question])
+        vector = engine.embedder.encode_queries([question])
         _, ids = engine.index.faiss_index.search(vector, k)
         return [chunks[i].text for i in ids[0] if i >= 0]
 
@@ -65,7 +65,7 @@ def langchain_ranker(engine: Engine) -> Ranker:
     for doc in engine.index.manifest["documents"].values():
         raw = load(engine.settings.paths.corpus_dir / doc["file"])
         texts.extend(splitter.split_text("\n".join(t for _, t in raw.pages)))
-    store = FAISS.from_texts(texts, SentenceTransformerEmbeddings(engine.embedder))
+    store = FAISS.from_texts(texts, SeamEmbeddings(engine.embedder))
 
     def rank(question: str, k: int) -> list[str]:
         return [d.page_content for d in store.similarity_search(question, k=k)]

@@ -280,6 +280,8 @@ def run_cli(settings: Settings, args: argparse.Namespace) -> int:
         print(f"gcm-qa: error: {args.compare} is not an evaluation of the {args.split} split", file=sys.stderr)
         return 1
     engine = Engine(settings)
+    for notice in engine.notices:
+        print(f"gcm-qa: {notice}", file=sys.stderr)
     result = evaluate(engine, questions, baselines=not args.no_baselines)
     result["split"] = args.split
     changed = markdown_changes(changes(before["questions"], result["questions"]), str(baseline_file)) if before else ""
