@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -24,8 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
 REPORT = ROOT / "corpus" / "gcm-regional-review-lac-2022.txt"
 TEST_MODEL = "packaged:all-MiniLM-L6-v2"
-# the CLI and chat started by tests read the model from the environment, like a user's would
+# the CLI and chat started by tests read the model from the environment, like a user's would; and
+# they see no shipped vectors (index/vectors), so what a test builds is embedded and counted
 os.environ["GCM_QA_EMBEDDING__MODEL"] = TEST_MODEL
+os.environ["GCM_QA_PATHS__VECTORS_DIR"] = tempfile.mkdtemp(prefix="gcm-qa-no-vectors-")
 
 
 @pytest.fixture(scope="session")
@@ -40,13 +43,13 @@ def embedder(cache_dir: Path) -> Embedder:
 
 
 def make_settings(root: Path, cache_dir: Path, **groups: dict) -> Settings:
-    data = Settings().model_dump()
+    data = Settings().model_dump(exclude_unset=True)  # what is unset can take the model's calibrated values
     # no shipped vectors unless a test asks for them: counts of what was embedded stay exact
     data["paths"] = {"corpus_dir": root / "corpus", "index_dir": root / "index", "cache_dir": cache_dir,
                      "vectors_dir": root / "vectors"}
-    data["embedding"]["model"] = TEST_MODEL
+    data["embedding"] = {"model": TEST_MODEL}
     for group, values in groups.items():
-        data[group].update(values)
+        data.setdefault(group, {}).update(values)
     return Settings.model_validate(data)
 
 

@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -67,6 +67,18 @@ def resolve(settings: EmbeddingSettings, cache_dir: Path) -> ResolvedModel:
     return ResolvedModel(model.name, models.identity(model), model, notice)
 
 
+def compute_dtype(settings: EmbeddingSettings) -> Any:
+    """The torch dtype of the weights: bfloat16 only on a CPU that computes it natively."""
+    import torch
+
+    if settings.dtype == "auto":
+        native = settings.device == "cpu" and (
+            torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+        )
+        return torch.bfloat16 if native else torch.float32
+    return getattr(torch, settings.dtype)
+
+
 class SentenceTransformerEmbedder:
     """Any sentence-transformers model; its own ``query``/``document`` prompts when it defines them."""
 
@@ -81,8 +93,9 @@ class SentenceTransformerEmbedder:
             import torch
 
             torch.set_num_threads(settings.threads)
+        self.dtype = compute_dtype(settings)
         try:
-            self.model = SentenceTransformer(location, device=settings.device)
+            self.model = SentenceTransformer(location, device=settings.device, model_kwargs={"dtype": self.dtype})
         except Exception as exc:
             raise ModelError(f"cannot load embedding model '{resolved.name}': {exc}") from exc
         self.name = resolved.name
@@ -100,9 +113,9 @@ class SentenceTransformerEmbedder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         # encode() sorts by length before batching, so padding stays small
         vectors = self.model.encode(list(texts), prompt_name=prompt, batch_size=self.batch_size,
-                                    normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=progress)
+                                    normalize_embeddings=True, convert_to_tensor=True, show_progress_bar=progress)
         self.embedded += len(texts)
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        return np.ascontiguousarray(vectors.float().cpu().numpy(), dtype=np.float32)  # numpy has no bfloat16
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(texts, self._query_prompt, False)

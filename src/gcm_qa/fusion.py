@@ -44,3 +44,35 @@ def minmax(scores: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
 def convex(dense: np.ndarray, lexical: np.ndarray, alpha: float, mask: np.ndarray | None = None) -> np.ndarray:
     """alpha * dense + (1 - alpha) * lexical, each min-max scaled over the candidates."""
     return alpha * minmax(dense, mask) + (1 - alpha) * minmax(lexical, mask)
+
+
+def hybrid(
+    dense: np.ndarray,
+    best_sentence_dense: np.ndarray | None,
+    lexical: np.ndarray,
+    best_sentence_lexical: np.ndarray | None,
+    allowed: np.ndarray,
+    alpha: float,
+    sentence_dense_weight: float,
+    sentence_bm25_weight: float,
+) -> np.ndarray:
+    """The score retrieval ranks by, and the one ``eval/tools/sweep.py`` tunes.
+
+    Convex fusion of a dense and a lexical score, each min-max scaled over the ``allowed``
+    candidates; each side is itself a mix of the chunk's own score and its best sentence's, because
+    a short question often matches one sentence of a passage better than the whole passage. Dense
+    scores of -1 mark candidates FAISS did not return: they take the lowest returned score.
+    Candidates found by neither retriever, or outside ``allowed``, score 0."""
+    dense_ok = dense > -1.0
+    lexical_ok = (lexical > 0) & allowed
+    floor = float(dense[dense_ok].min()) if dense_ok.any() else 0.0
+    dense = np.where(dense_ok, dense, floor)
+    lexical_mix = minmax(lexical, allowed)
+    if best_sentence_dense is not None:
+        dense = (1 - sentence_dense_weight) * dense + sentence_dense_weight * np.maximum(best_sentence_dense, floor)
+    if best_sentence_lexical is not None:
+        lexical_mix = (1 - sentence_bm25_weight) * lexical_mix + sentence_bm25_weight * minmax(
+            best_sentence_lexical, allowed
+        )
+    fused = alpha * minmax(dense, allowed) + (1 - alpha) * lexical_mix
+    return np.where(allowed & (dense_ok | lexical_ok), fused + 1e-9, 0.0)

@@ -179,26 +179,13 @@ class Retriever:
             query_vector = self.embedder.encode_queries([query.dense])[0]
         dense = self.dense_scores(query_vector, mask)
         lexical = self.index.keyword.scores(query.keyword)
-        dense_ok = dense > -1.0
-        lexical_ok = lexical > 0
-        if mask is not None:
-            lexical_ok &= mask
         allowed = mask if mask is not None else np.ones(len(dense), dtype=bool)
+        dense_ok = dense > -1.0
+        lexical_ok = (lexical > 0) & allowed
         if s.fusion == "convex":
-            floor = float(dense[dense_ok].min()) if dense_ok.any() else 0.0
-            dense = np.where(dense_ok, dense, floor)
             best_dense, best_lexical = self.best_sentence_scores(query, query_vector)
-            if best_dense is not None:
-                dense = (1 - s.sentence_dense_weight) * dense + s.sentence_dense_weight * np.maximum(
-                    best_dense, floor
-                )
-                lexical_mix = (1 - s.sentence_bm25_weight) * fusion.minmax(lexical, allowed) + (
-                    s.sentence_bm25_weight * fusion.minmax(best_lexical, allowed)
-                )
-            else:
-                lexical_mix = fusion.minmax(lexical, allowed)
-            fused = s.alpha * fusion.minmax(dense, allowed) + (1 - s.alpha) * lexical_mix
-            fused = np.where(allowed & (dense_ok | lexical_ok), fused + 1e-9, 0.0)
+            fused = fusion.hybrid(dense, best_dense, lexical, best_lexical if best_dense is not None else None,
+                                  allowed, s.alpha, s.sentence_dense_weight, s.sentence_bm25_weight)
         else:
             dense_rank = fusion.ranks(np.where(dense_ok, dense, -np.inf), dense_ok, s.candidates)
             lexical_rank = fusion.ranks(lexical, lexical_ok, s.candidates)
