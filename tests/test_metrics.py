@@ -55,21 +55,27 @@ def test_thresholds_gate_floors_ceilings_and_baseline_margins(tmp_path: Path) ->
             "bm25": {"overall": {"hit@5": 0.87, "mrr@10": 0.6}},
         },
         "answers": {"overall": {"key_fact_recall": 0.5, "median_answer_chars": 420}},
-        "versus_baselines": {"bm25": {"hit@5": {"ci95_low": -0.01}, "mrr@10": {"ci95_low": 0.05}}},
+        "versus_baselines": {
+            "bm25": {"hit@5": {"ci95_low": -0.01, "ci95_high": 0.07}, "mrr@10": {"ci95_low": 0.05, "ci95_high": 0.3}},
+            "dense": {"hit@5": {"ci95_low": -0.08, "ci95_high": 0.02},
+                      "mrr@10": {"ci95_low": -0.2, "ci95_high": -0.01}},
+        },
     }
     path = tmp_path / "t.toml"
     path.write_text(
         '[min]\n"retrieval.hit@5" = 0.85\n"answers.key_fact_recall" = 0.6\n'
         '[max]\n"answers.median_answer_chars" = 400\n'
-        '[above_baselines]\n"retrieval.hit@5" = 0.05\n"retrieval.mrr@10" = 0.05\n'
-        '[clearly_above_baselines]\n"retrieval.hit@5" = true\n"retrieval.mrr@10" = true\n'
+        '[above_baseline.bm25]\n"retrieval.hit@5" = 0.05\n"retrieval.mrr@10" = 0.05\n'
+        '[clearly_above_baseline]\nbm25 = ["retrieval.hit@5", "retrieval.mrr@10"]\n'
+        '[not_clearly_below_baseline]\ndense = ["retrieval.hit@5", "retrieval.mrr@10"]\n'
     )
     failures = check_thresholds(result, path)
-    assert len(failures) == 4
-    assert any("hit@5" in f and "not clear" in f for f in failures)  # mrr@10's interval is above zero
+    assert len(failures) == 5
+    assert any("hit@5" in f and "bm25" in f and "not clear" in f for f in failures)  # mrr@10's is above zero
     assert any("key_fact_recall" in f and "below" in f for f in failures)
     assert any("median_answer_chars" in f and "above the ceiling" in f for f in failures)
-    assert any("hit@5" in f and "bm25" in f for f in failures)
+    assert any("hit@5" in f and "0.05 above the bm25" in f for f in failures)
+    assert any("mrr@10" in f and "dense" in f and "clearly negative" in f for f in failures)  # hit@5's reaches 0.02
 
 
 def test_per_question_values_average_to_the_summary() -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gcm_qa.corpus import COUNTRIES
 from gcm_qa.index_store import LoadedIndex
 from gcm_qa.keyword import fold, tokenize
 from gcm_qa.sentences import Sentence, split_sentences
@@ -81,7 +82,8 @@ _NUMBER_WORD = re.compile(
 )
 _FIGURE = re.compile(r"\d[\d,.]*")
 _REFERENCE_BEFORE = re.compile(
-    rf"(?:objectives?|textbox|annex|tables?|graphs?|articles?|resolution|no\.|{_MONTH})\s*$", re.I
+    rf"(?:objectives?|textbox|annex|tables?|graphs?|articles?|resolution|decrees?|laws?|chapters?|sections?|"
+    rf"paragraphs?|decretos?|ley(?:es)?|no\.|{_MONTH})\s*$", re.I
 )
 _YEAR = re.compile(r"\b(?:19|20)\d{2}\b")
 
@@ -104,6 +106,15 @@ def has_quantity(text: str) -> bool:
             continue
         return True
     return False
+
+
+_SHARE = re.compile(r"\d[\d,.]*\s?(?:%|per ?cent\b)", re.I)
+
+
+def has_count(text: str) -> bool:
+    """A count ("how many"): a quantity that is not only a share; "56% of Venezuelans" says what
+    part, not how many."""
+    return has_quantity(_SHARE.sub(" ", text))
 
 
 @dataclass(frozen=True)
@@ -129,7 +140,11 @@ def intents(question: str) -> list[AnswerType]:
     q = re.sub(r"\b(?:to|of|about|on|into|know|knows|estimate|estimates)\s+how (?:many|much)\b", " ", q)
     if re.search(r"\b(what percentage|what share|what proportion|what per ?cent|que porcentaje|que proporcion)\b", q):
         found.append(AnswerType("a percentage", _NUMBER, lambda t: bool(_PERCENT.search(t))))
-    if re.search(r"\b(how many|how much|cuant[oa]s?)\b", q):
+    if re.search(r"\b(how many|cuant[oa]s)\b", q):
+        found.append(AnswerType("a figure", _NUMBER, has_count))
+    elif re.search(r"\b(how much|cuant[oa])\b|^\W*(?:what|which|cual)(?: (?:was|is|were|are|es|fue|era))? "
+                   r"(?:the |el |la )?(?:total |overall |approximate )?(?:value|amount|cost|size|volume|valor|"
+                   r"monto|costo)\b", q):
         found.append(AnswerType("a figure", _NUMBER, has_quantity))
     elif re.search(r"\b(what ratio|number of|figure)\b", q):
         found.append(AnswerType("a figure", _NUMBER))
@@ -679,4 +694,12 @@ class Answerer:
                 ranked = [ranked[0], Scored(second.sentence, ranked[0].score, second.cosine, second.overlap),
                           *(r for r in ranked[1:] if r is not second)]
                 text, citations = compose(question, ranked, used, self.settings, every, self.list_continuation)
+        if check_terms:
+            # a country or year the question asks about must be named by a passage the answer quotes:
+            # passages naming Guatemala somewhere, quoted where they speak of the region, answer
+            # another question (other capitalised words are too often common nouns: "States")
+            cited = [p for p in used if any(c.chunk_id == p.chunk.chunk_id for c in citations)]
+            missing = [t for t in unsupported_terms(check_terms, cited) if t.isdigit() or fold(t) in COUNTRIES]
+            if missing:
+                return f"{NO_ANSWER} The passages quoted do not mention {', '.join(missing)}.", [], True
         return text, citations, False

@@ -49,6 +49,10 @@ class Engine:
         if self.model.packaged is not None:
             settings = with_tuned(settings, self.model.packaged.tuned)
         self.settings = settings
+        if settings.retrieval.blas_threads:
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(limits=settings.retrieval.blas_threads, user_api="blas")  # process-wide, kept
         self.notices: list[str] = [self.model.notice] if self.model.notice else []
         self._embedder = embedder
         self._index: LoadedIndex | None = None

@@ -11,7 +11,7 @@ from gcm_qa.cleaning import normalize_inline
 from gcm_qa.keyword import fold
 
 TYPES = ("factoid", "numeric", "list", "paraphrase", "multi-hop", "table", "unanswerable", "spanish")
-SPLITS = ("dev", "test")
+SPLITS = ("dev", "test", "sealed")  # sealed: eval/sealed.jsonl, written blind, run only to report
 
 
 @dataclass(frozen=True)

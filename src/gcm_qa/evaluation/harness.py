@@ -153,21 +153,26 @@ def check_thresholds(result: dict[str, Any], path: Path) -> list[str]:
         value = metric_value(result, name)
         if value > ceiling:
             failures.append(f"{name} = {value:.3f} is above the ceiling {ceiling}")
-    baselines = [b for b in result["retrieval"] if b != "gcm-qa"]
-    for name, margin in floors.get("above_baselines", {}).items():
-        ours = metric_value(result, name)
-        key = name.split(".", 1)[1]
-        for b in baselines:
+    # per baseline: gcm-qa at least `margin` above it; clearly above it (the 95% interval of the paired
+    # difference stays above zero); or never clearly below it (the interval reaches above zero). A
+    # baseline that shares gcm-qa's encoder (dense, LangChain) can be as good on retrieval alone.
+    ran = result.get("versus_baselines", {})  # none with --no-baselines
+    for b, margins in floors.get("above_baseline", {}).items():
+        if b not in ran:
+            continue
+        for name, margin in margins.items():
+            ours, key = metric_value(result, name), name.split(".", 1)[1]
             theirs = float(result["retrieval"][b]["overall"][key])
             if ours - theirs < margin:
                 failures.append(f"{name} = {ours:.3f} is not {margin} above the {b} baseline ({theirs:.3f})")
-    # "clearly above": the 95% interval of the paired difference must stay above zero
-    for name, required in floors.get("clearly_above_baselines", {}).items():
-        key = name.split(".", 1)[1]
-        for b, diffs in result.get("versus_baselines", {}).items():
-            low = float(diffs[key]["ci95_low"])
-            if required and low <= 0:
-                failures.append(f"{name}: the gain over the {b} baseline is not clear (95% interval from {low:+.3f})")
+    for gate, end, wrong in (("clearly_above_baseline", "ci95_low", "is not clear"),
+                             ("not_clearly_below_baseline", "ci95_high", "is clearly negative")):
+        for b, names in floors.get(gate, {}).items():
+            for name in names if b in ran else ():
+                bound = float(ran[b][name.split(".", 1)[1]][end])
+                if bound <= 0:
+                    failures.append(f"{name}: the gain over the {b} baseline {wrong} (95% interval "
+                                    f"{'from' if end == 'ci95_low' else 'up to'} {bound:+.3f})")
     return failures
 
 
