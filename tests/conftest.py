@@ -77,3 +77,16 @@ def report_engine(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path, emb
                     embedder=embedder)
     engine.build()
     return engine
+
+
+# The fast core, `pytest -m "not slow"`: hand-made corpora and texts only. A test is slow when it needs
+# the report's index, starts a process or a browser, or loads EmbeddingGemma; modules of such tests
+# are listed here, single tests carry @pytest.mark.slow, and a test using report_engine is found here.
+SLOW_MODULES = {"test_browser", "test_watch", "test_multilingual", "test_ceiling_tool"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        if module in SLOW_MODULES or "report_engine" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

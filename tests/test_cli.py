@@ -396,6 +396,7 @@ def test_empty_corpus_is_one_clear_line(
 # --- a real process ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # starts a process
 def test_real_subprocess_ask_json_and_error(report_flags: list[str], tmp_path: Path) -> None:
     question = "What is the sex ratio of the emigrant population from Latin America and the Caribbean?"
     done = subprocess.run(

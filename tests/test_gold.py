@@ -47,6 +47,7 @@ def test_splits_hold_every_type_and_unanswerables_have_no_evidence() -> None:
         assert all(norm(k) in norm(" ".join(q.evidence)) for k in q.key_facts), q.id
 
 
+@pytest.mark.slow  # starts a process
 @pytest.mark.parametrize("path", [GOLD, SEALED], ids=["gold", "sealed"])
 def test_stdlib_checker_passes_on_the_shipped_files(path: Path) -> None:
     done = subprocess.run([sys.executable, str(ROOT / "eval/tools/check_gold.py"), "--gold", str(path)],

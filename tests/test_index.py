@@ -372,6 +372,7 @@ def _report_excerpt(chars: int) -> str:
     return text[start : start + chars]
 
 
+@pytest.mark.slow  # starts a process
 def test_killed_build_leaves_the_previous_index_whole(make_engine, tmp_path: Path, cache_dir: Path) -> None:
     engine = make_engine()
     corpus, index_dir = tmp_path / "corpus", tmp_path / "index"

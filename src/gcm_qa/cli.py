@@ -91,8 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="score retrieval and answers on the gold questions")
     _settings_args(p)
-    p.add_argument("--split", choices=["dev", "test", "all", "sealed"], default="test",
-                   help="'sealed' with --gold eval/sealed.jsonl: the held-out set, run only to report")
+    p.add_argument("--split", choices=["tune", "dev", "test", "all", "sealed"], default="tune",
+                   help="'tune': the tuning set (dev and the spent test split), the CI gate; 'sealed' with "
+                        "--gold eval/sealed.jsonl: the held-out set, run only to report")
     p.add_argument("--gold", type=Path, default=Path("eval/gold.jsonl"))
     p.add_argument("--thresholds", type=Path, default=Path("eval/thresholds.toml"))
     p.add_argument("--out", type=Path, default=Path("eval/results"), help="folder for the reports")
