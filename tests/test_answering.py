@@ -6,10 +6,22 @@ import re
 
 import pytest
 
-from gcm_qa.answering import gives, has_quantity, intent, intents, list_intro, new_names, quotable
+from gcm_qa.answering import (
+    gives,
+    has_count,
+    has_quantity,
+    intent,
+    intents,
+    is_demonym,
+    list_intro,
+    new_names,
+    quotable,
+    unsupported_terms,
+)
 from gcm_qa.engine import Engine
 from gcm_qa.keyword import tokenize
 from gcm_qa.sentences import split_sentences
+from gcm_qa.types import Chunk, Passage
 
 
 @pytest.mark.parametrize(
@@ -19,6 +31,8 @@ from gcm_qa.sentences import split_sentences
         "involving a total investment of 45 billion dollars over five years",
         "over 56% of Venezuelans who are in Colombia have an irregular status",
         "Emigrants number nearly 43 million.",
+        "In all, 5 Mayors attended the forum.",  # "Mayors" is no month: 5 is a count
+        "the dismay 5 families felt",
     ],
 )
 def test_counts_and_amounts_are_quantities(text: str) -> None:
@@ -33,6 +47,8 @@ def test_counts_and_amounts_are_quantities(text: str) -> None:
         "as set out in objective 23 and in textbox 8 (see Annex 2, table 1)",
         "1. Collect and utilize accurate and disaggregated data",
         "Ecuador's humanitarian one for Venezuelans, with a budget that increased every year",
+        "The forum was held on 5 May in Lima.",
+        "as provided by Decree 216 of the Ministry",
     ],
 )
 def test_dates_references_enumerators_and_modifiers_are_not_quantities(text: str) -> None:
@@ -318,3 +334,35 @@ def test_a_list_cut_by_a_chunk_boundary_after_its_intro_is_read_on_in_the_next_c
     assert first.chunk_id != second.chunk_id  # each part quoted from the chunk that holds it
     shown = {p.chunk.chunk_id: p.chunk.text for p in answer.passages}
     assert second.quote in shown[second.chunk_id]  # the next chunk is among the passages shown
+
+
+def test_a_share_is_not_a_count() -> None:
+    assert has_count("Some 1,200 families were resettled.")
+    assert not has_count("Over 56% of the families were resettled.")
+    assert has_quantity("Over 56% of the families were resettled.")  # it is still an amount ("how much")
+
+
+@pytest.mark.parametrize("word", ["Brazilian", "Venezuelans", "Haitian", "Mexican"])
+def test_demonyms_need_not_be_repeated(word: str) -> None:
+    assert is_demonym(word)
+
+
+@pytest.mark.parametrize("word", ["Pakistan", "Afghanistan", "Caribbean", "Iran", "Japan"])
+def test_places_ending_like_demonyms_are_names(word: str) -> None:
+    assert not is_demonym(word)
+
+
+def _passage(text: str, section: str = "Migration in the region") -> Passage:
+    chunk = Chunk(chunk_id="d:0", doc_id="d", title="A report", kind="report", author="", language="en",
+                  stakeholder="", section=[section], page_start=None, page_end=None, start=0, end=len(text),
+                  text=text)
+    return Passage(chunk=chunk, score=1.0, rank=1)
+
+
+def test_a_place_or_year_asked_about_must_be_in_the_passages() -> None:
+    passages = [_passage("Remittances to the region grew by 8% in 2021, and migrants from Haiti and Brazil sent most.")]
+    assert unsupported_terms("How much did Pakistan receive in remittances in 2021?", passages) == ["Pakistan"]
+    assert unsupported_terms("How much did Haiti receive in remittances in 2019?", passages) == ["2019"]
+    assert unsupported_terms("Which Brazilian city received most remittances in 2021?", passages) == []
+    # a heading counts as mentioning its subject
+    assert unsupported_terms("What did Chile report in 2021?", [_passage("It grew in 2021.", "Chile")]) == []

@@ -59,8 +59,9 @@ _DATED_LINE = re.compile(r"^[A-ZÁÉÍÓÚ][^.:;|]{2,160},\s*(?:19|20)\d{2}\.?$"
 _REFERENCE_ONLY = re.compile(r"^\(?[A-Z][^()]{1,60},\s*(?:19|20)\d{2}[a-z]?(?::\s*[\d\-–, ]+)?\)?\.?$")
 _CAPTION = re.compile(r"^(?:Source|Fuente)\s*:|^(?:Graph|Gráfico|Figure)\s+\d", re.I)
 _NUMBER = re.compile(r"\d")
-_DATE = re.compile(r"\b(?:19|20)\d{2}\b|\b(?:January|February|March|April|May|June|July|August|September|"
-                   r"October|November|December)\b")
+_MONTH = (r"(?:January|February|March|April|May|June|July|August|September|October|November|December|"
+          r"enero|febrero|marzo|abril|mayo|junio|julio|agosto|septiembre|octubre|noviembre|diciembre)")
+_DATE = re.compile(rf"\b(?:19|20)\d{{2}}\b|\b{_MONTH}\b")
 _NAME = re.compile(r"\b[A-ZÁÉÍÓÚÑ][a-záéíóúñ]+(?:\s+[A-ZÁÉÍÓÚÑ][a-záéíóúñ]+)+\b|\b[A-Z]{2,}\b")
 
 
@@ -72,8 +73,6 @@ class Scored:
     overlap: float
 
 
-_MONTH = (r"(?:January|February|March|April|May|June|July|August|September|October|November|December|"
-          r"enero|febrero|marzo|abril|mayo|junio|julio|agosto|septiembre|octubre|noviembre|diciembre)")
 _PERCENT = re.compile(r"\d\s?%|\bper ?cent\b|\bpercentage\b|\b(?:half|third|quarter|fifth|majority)\b", re.I)
 _NUMBER_WORD = re.compile(
     r"\b(?:two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|"
@@ -82,7 +81,7 @@ _NUMBER_WORD = re.compile(
 )
 _FIGURE = re.compile(r"\d[\d,.]*")
 _REFERENCE_BEFORE = re.compile(
-    rf"(?:objectives?|textbox|annex|tables?|graphs?|articles?|resolution|decrees?|laws?|chapters?|sections?|"
+    rf"\b(?:objectives?|textbox|annex|tables?|graphs?|articles?|resolution|decrees?|laws?|chapters?|sections?|"
     rf"paragraphs?|decretos?|ley(?:es)?|no\.|{_MONTH})\s*$", re.I
 )
 _YEAR = re.compile(r"\b(?:19|20)\d{2}\b")
@@ -99,7 +98,7 @@ def has_quantity(text: str) -> bool:
         if (
             _YEAR.fullmatch(figure)
             or _REFERENCE_BEFORE.search(before)
-            or re.match(rf"\s*{_MONTH}", after)
+            or re.match(rf"\s*{_MONTH}\b", after)  # "5 May", not "5 Mayors"
             or re.match(r"-[A-Za-z]", after)
             or not text[: m.start()].strip(" -(")
         ):
@@ -311,12 +310,24 @@ def unsupported_terms(question: str, passages: Sequence[Passage]) -> list[str]:
     have = set(tokenize(text)) | set(_YEAR.findall(text))
     out = []
     for word in [*_PROPER_NOUN.findall(question), *_YEAR.findall(question)]:
-        if word[0].isalpha() and (word.endswith(("an", "ans")) or word.lower() in _COMMON_CAPS
+        if word[0].isalpha() and (is_demonym(word) or word.lower() in _COMMON_CAPS
                                   or re.fullmatch(_MONTH, word)):
             continue  # a month dates the question; the year, if any, is checked on its own
         if not set(tokenize(word)) <= have and word not in out:
             out.append(word)
     return out
+
+
+# Places whose names end like a demonym ("-an"): they are names a passage must mention.
+_PLACES_IN_AN = frozenset("iran japan oman sudan jordan bhutan taiwan azerbaijan vatican caribbean yucatan "
+                          "michoacan".split())
+
+
+def is_demonym(word: str) -> bool:
+    """"Brazilian", "Venezuelans", "Haitian": an adjective of a place, which a passage about the place
+    need not repeat; not "Pakistan", "Afghanistan" or "the Caribbean", which are the places."""
+    w = fold(word)
+    return w.endswith(("an", "ans")) and not w.endswith(("stan", "stans")) and w.removesuffix("s") not in _PLACES_IN_AN
 
 
 _COMMON_CAPS = frozenset("which what when where does according global compact regional review report".split())
