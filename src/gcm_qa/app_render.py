@@ -73,8 +73,6 @@ def describe_filters(filters: Filters | None) -> str:
         parts.append("objective " + ", ".join(str(o) for o in filters.objectives))
     if filters.section:
         parts.append(f"section contains '{filters.section}'")
-    if filters.doc_ids:
-        parts.append("documents: " + ", ".join(filters.doc_ids))
     return "; ".join(parts)
 
 

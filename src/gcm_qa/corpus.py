@@ -12,7 +12,7 @@ import re
 import tomllib
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -51,13 +51,6 @@ _STOPWORDS = {
     "pt": {"o", "a", "de", "que", "e", "do", "da", "em", "para", "com", "não", "os", "uma", "dos"},
     "fr": {"le", "la", "de", "et", "les", "des", "en", "du", "pour", "dans", "une", "est", "que", "sur"},
 }
-
-
-@dataclass(frozen=True)
-class CorpusFile:
-    path: Path
-    meta: DocMeta
-    sha256: str
 
 
 def slugify(text: str) -> str:
@@ -168,18 +161,3 @@ def list_files(corpus_dir: Path) -> list[Path]:
         for p in corpus_dir.iterdir()
         if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES and not p.name.startswith(".")
     )
-
-
-def unique_doc_ids(files: list[CorpusFile]) -> list[CorpusFile]:
-    """Two files may slug to the same id ('Informe México.pdf' and 'informe-mexico.docx')."""
-    seen: dict[str, int] = {}
-    out = []
-    for f in files:
-        doc_id = f.meta.doc_id
-        if doc_id in seen:
-            seen[doc_id] += 1
-            doc_id = f"{doc_id}-{seen[doc_id]}"
-        else:
-            seen[doc_id] = 1
-        out.append(replace(f, meta=replace(f.meta, doc_id=doc_id)))
-    return out

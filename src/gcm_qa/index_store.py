@@ -91,10 +91,6 @@ class LoadedIndex:
     def __post_init__(self) -> None:
         self._positions = {c.chunk_id: i for i, c in enumerate(self.chunks)}
 
-    def sentence_text(self, i: int) -> str:
-        chunk, start, end = (int(x) for x in self.sentence_spans[i])
-        return self.chunks[chunk].text[start:end]
-
     def sentence_rows(self, chunk_pos: int) -> range:
         """Rows of ``sentence_spans`` belonging to one chunk (spans are sorted by chunk)."""
         owners = self.sentence_spans[:, 0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import faiss
 import numpy as np
@@ -28,11 +28,10 @@ class Filters:
     section: str = ""  # case-insensitive substring of the section path
     areas: tuple[int, ...] = ()
     objectives: tuple[int, ...] = ()
-    doc_ids: tuple[str, ...] = field(default=())
 
     def is_empty(self) -> bool:
         return not (self.kind or self.author or self.language or self.section or self.areas
-                    or self.objectives or self.doc_ids)
+                    or self.objectives)
 
     def accepts(self, c: Chunk) -> bool:
         low = {a.lower() for a in self.author}
@@ -43,7 +42,6 @@ class Filters:
             and (not self.section or self.section.lower() in c.section_label.lower())
             and (not self.areas or bool(set(self.areas) & set(c.areas)))
             and (not self.objectives or bool(set(self.objectives) & set(c.objectives)))
-            and (not self.doc_ids or c.doc_id in self.doc_ids)
         )
 
 
