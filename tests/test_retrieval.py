@@ -238,9 +238,9 @@ def test_names_and_years_missing_from_the_passages_are_reported() -> None:
 
 
 def test_report_question_about_an_absent_country_abstains(report_engine: Engine) -> None:
-    answer = report_engine.ask("How many Venezuelan migrants live in Peru according to the report?")
+    answer = report_engine.ask("How many Venezuelan migrants live in Iceland according to the report?")
     assert answer.abstained
-    assert "Peru" in answer.answer and answer.citations == []
+    assert "Iceland" in answer.answer and answer.citations == []
 
 
 def test_a_numbered_heading_named_in_the_question_lifts_its_chunks(report_engine: Engine) -> None:
