@@ -72,6 +72,7 @@ def report_engine(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path, emb
     (root / "corpus").mkdir()
     shutil.copy(REPORT, root / "corpus" / REPORT.name)
     shutil.copy(ROOT / "corpus" / "manifest.toml", root / "corpus" / "manifest.toml")
+    shutil.copytree(ROOT / "corpus" / "profiles", root / "corpus" / "profiles")  # what the report says of itself
     # the report's shipped vectors (index/vectors) spare the suite embedding it again
     engine = Engine(make_settings(root, cache_dir, paths={"vectors_dir": ROOT / "index" / "vectors"}),
                     embedder=embedder)

@@ -231,7 +231,8 @@ def test_build_filters_maps_widgets() -> None:
     assert build_filters().is_empty()
     assert build_filters(None, [], "", [], []).is_empty()
     assert build_filters("questionnaire").kind == ("questionnaire",)
-    assert build_filters(areas=[0, 6, "x"]).areas == ()
+    assert build_filters(areas=[0, 6, "x"], known_areas=range(1, 6)).areas == ()  # the profiles' areas only
+    assert build_filters(areas=[0, 6, "x"]).areas == (6,)  # no profile said which: any area number
     assert describe_filters(build_filters(["report"], areas=[1])) == "kind: report; thematic area 1"
 
 

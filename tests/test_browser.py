@@ -87,6 +87,7 @@ def chat_server(report_engine, cache_dir: Path, tmp_path_factory: pytest.TempPat
     for f in (ROOT / "corpus").iterdir():
         if f.is_file():
             shutil.copy(f, corpus / f.name)
+    shutil.copytree(ROOT / "corpus" / "profiles", corpus / "profiles")
     index = root / "index"
     shutil.copytree(report_engine.settings.paths.index_dir, index, symlinks=True,
                     ignore=shutil.ignore_patterns(".lock"))

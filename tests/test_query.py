@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from gcm_qa import profiles
 from gcm_qa.engine import Engine
 from gcm_qa.query import (
     areas_named,
@@ -16,6 +19,11 @@ from gcm_qa.query import (
     rewrite_followup,
     translate_terms,
 )
+from gcm_qa.types import Reference
+
+ROOT = Path(__file__).resolve().parents[1]
+R = Reference  # short, for the tables of expected references below
+REPORT_PROFILE = profiles.load(ROOT / "corpus" / "profiles" / "gcm-regional-review-lac-2022.toml")
 
 SPANISH = [
     "¿Qué es el Estatuto Temporal de Protección para venezolanos en Colombia?",
@@ -152,46 +160,65 @@ def test_follow_up_through_the_engine(report_engine: Engine) -> None:
 @pytest.mark.parametrize(
     ("question", "expected"),
     [
-        ("Under thematic area 4, which objective deals with remittances?", ("thematic area 4",)),
-        ("What does Textbox 8 say, and what is in Annex 2, table 1?", ("textbox 8", "annex 2", "table 1")),
-        ("¿Qué dice el área temática 3 sobre el objetivo 21?", ("thematic area 3", "objective 21")),
+        ("Under thematic area 4, which objective deals with remittances?", (R("thematic area", 4),)),
+        ("What does Textbox 8 say, and what is in Annex 2, table 1?", (R("textbox", 8), R("annex", 2), R("table", 1))),
+        ("¿Qué dice el área temática 3 sobre el objetivo 21?", (R("thematic area", 3), R("objective", 21))),
         ("How many people took part in 2021?", ()),
-        ("What challenges were identified in thematic area 4?", ("thematic area 4", "heading challenges")),
-        ("¿Cuáles son los desafíos del área temática 5?", ("thematic area 5", "heading challenges")),
+        ("What challenges were identified in thematic area 4?",
+         (R("thematic area", 4), R("heading", name="challenges"))),
+        ("¿Cuáles son los desafíos del área temática 5?", (R("thematic area", 5), R("heading", name="challenges"))),
         ("What challenges do migrants face?", ()),  # a sub-heading word counts only inside a named part
-        ("What does the report recommend on data?", ("heading recommendations",)),
-        ("According to the concept note, what was the review to do?", ("annex 1",)),  # parts named by title
-        ("What did civil society propose in its opening message?", ("annex 3",)),
-        ("¿Qué dice el prólogo?", ("title foreword",)),
-        ("What are the conclusions of the executive summary?", ("title executive summary", "heading conclusions")),
+        ("What does the report recommend on data?", (R("heading", name="recommendations"),)),
+        ("According to the concept note, what was the review to do?", (R("annex", 1),)),  # parts named by title
+        ("What did civil society propose in its opening message?", (R("annex", 3),)),
+        ("¿Qué dice el prólogo?", (R("title", name="foreword"),)),
+        ("What are the conclusions of the executive summary?",
+         (R("title", name="executive summary"), R("heading", name="conclusions"))),
         ("How did civil society take part?", ()),  # civil society, but not its message
-        ("¿Qué concluye el informe sobre la regularización?", ("heading conclusions",)),
+        ("¿Qué concluye el informe sobre la regularización?", (R("heading", name="conclusions"),)),
         ("What did civil society recommend?", ()),  # someone else's recommendations
     ],
 )
-def test_numbered_parts_of_the_report_are_read_from_the_question(question: str, expected: tuple[str, ...]) -> None:
-    assert references(question) == expected
-    assert prepare(question).references == expected
+def test_numbered_parts_of_the_report_are_read_from_the_question(
+    question: str, expected: tuple[Reference, ...]
+) -> None:
+    assert references(question, REPORT_PROFILE) == expected
+    assert prepare(question, profile=REPORT_PROFILE).references == expected
+
+
+def test_parts_named_by_title_and_sub_headings_come_from_the_profile() -> None:
+    memo = profiles.Profile(
+        parts=(profiles.PartAlias(("welcome", "letter"), "annex", 4),),
+        subheadings=(profiles.Subheading("lessons", ("lessons? learned", "lecciones")),),
+        report_wide=(profiles.Subheading("outlook", ("outlook",)),),
+    )
+    assert references("What does the welcome letter say?", memo) == (R("annex", 4),)
+    assert references("What does the welcome letter say?") == ()  # without a profile, numbered parts only
+    assert references("Which lessons learned does annex 2 give?", memo) == (R("annex", 2), R("heading", name="lessons"))
+    assert references("Which lessons learned does annex 2 give?") == (R("annex", 2),)
+    assert references("What is the outlook of the report?", memo) == (R("heading", name="outlook"),)
+    # the report's sub-headings are not another document's
+    assert references("What challenges were identified in thematic area 4?", memo) == (R("thematic area", 4),)
 
 
 @pytest.mark.parametrize(
     ("question", "part"),
     [
-        ("What is textbox 3 about?", ("textbox 3",)),
-        ("What does Annex 2 table 1 list?", ("annex 2", "table 1")),
-        ("¿De qué trata el recuadro 8?", ("textbox 8",)),
-        ("Describe the highlights of thematic area 2", ("thematic area 2", "heading highlights")),
+        ("What is textbox 3 about?", (R("textbox", 3),)),
+        ("What does Annex 2 table 1 list?", (R("annex", 2), R("table", 1))),
+        ("¿De qué trata el recuadro 8?", (R("textbox", 8),)),
+        ("Describe the highlights of thematic area 2", (R("thematic area", 2), R("heading", name="highlights"))),
         ("Which objective on remittances belongs to thematic area 4?", ()),  # asks for one thing in it
-        ("What is objective 20 about?", ("objective 20",)),  # asks for its wording
-        ("¿Qué dice el objetivo 23?", ("objective 23",)),
-        ("What does graph 6 show?", ("graph 6",)),
-        ("¿Qué muestra el gráfico 2?", ("graph 2",)),
+        ("What is objective 20 about?", (R("objective", 20),)),  # asks for its wording
+        ("¿Qué dice el objetivo 23?", (R("objective", 23),)),
+        ("What does graph 6 show?", (R("graph", 6),)),
+        ("¿Qué muestra el gráfico 2?", (R("graph", 2),)),
         ("Which countries mentioned objective 13?", ()),  # asks about the objective, not for it
         ("What progress was made on objective 13?", ()),
     ],
 )
-def test_a_question_about_what_a_part_holds_is_recognised(question: str, part: tuple[str, ...]) -> None:
-    assert part_asked_about(prepare(question)) == part
+def test_a_question_about_what_a_part_holds_is_recognised(question: str, part: tuple[Reference, ...]) -> None:
+    assert part_asked_about(prepare(question, profile=REPORT_PROFILE)) == part
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import pytest
 
 from gcm_qa.engine import Engine, QuestionError
 from gcm_qa.retrieval import Filters, Retriever
-from gcm_qa.types import Passage
+from gcm_qa.types import Passage, Reference
 
 KNOWN = [
     (
@@ -274,7 +274,7 @@ def test_a_numbered_heading_named_in_the_question_lifts_its_chunks(make_engine, 
     (tmp_path / "corpus" / "findings.txt").write_text(THEMATIC, encoding="utf-8")
     engine.build()
     question = prepare("Which objective on remittances belongs to thematic area 4?")
-    assert question.references == ("thematic area 4",)
+    assert question.references == (Reference("thematic area", 4),)
 
     def rank_with(boost: float) -> int:
         settings = engine.settings.retrieval.model_copy(update={"reference_boost": boost})
@@ -294,11 +294,16 @@ def test_a_named_part_matches_its_heading_and_not_a_longer_number() -> None:
                      stakeholder="other", section=list(section), page_start=None, page_end=None, start=0, end=4,
                      text="text")
 
-    assert refers_to(chunk("2.5 Thematic area 5", "Textbox 3. Comprehensive Development Plan"), "textbox 3")
-    assert not refers_to(chunk("Textbox 30. Something else"), "textbox 3")
-    assert refers_to(chunk("2. Main findings", "2.4 Thematic area 4: Facilitating regular"), "thematic area 4")
-    assert not refers_to(chunk("Annex 2. Basic statistics", "Table 1. Voluntary reports"), "annex 1")
-    assert refers_to(chunk("2. Main findings", "2.4 Thematic area 4", "2.4.3 Challenges"), "heading challenges")
+    textbox_3, annex_1 = Reference("textbox", 3), Reference("annex", 1)
+    assert refers_to(chunk("2.5 Thematic area 5", "Textbox 3. Comprehensive Development Plan"), textbox_3)
+    assert not refers_to(chunk("Textbox 30. Something else"), textbox_3)
+    assert refers_to(chunk("2. Main findings", "2.4 Thematic area 4: Facilitating regular"),
+                     Reference("thematic area", 4))
+    assert not refers_to(chunk("Annex 2. Basic statistics", "Table 1. Voluntary reports"), annex_1)
+    assert refers_to(chunk("2. Main findings", "2.4 Thematic area 4", "2.4.3 Challenges"),
+                     Reference("heading", name="challenges"))
+    assert refers_to(chunk("Foreword", "Some box"), Reference("title", name="foreword"))
+    assert not refers_to(chunk("Introduction", "Foreword"), Reference("title", name="foreword"))  # top level only
     # "situations" inside a long title is not the sub-heading "Situations to consider"
     assert not refers_to(chunk("Executive Summary", "Thematic area 2: mitigating situations of vulnerability"),
-                         "heading situations")
+                         Reference("heading", name="situations"))

@@ -7,14 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from gcm_qa import gcm
+from gcm_qa import gcm, profiles
 from gcm_qa.chunking import chunk_document
 from gcm_qa.cleaning import Paragraph, clean_pages
+from gcm_qa.settings import RetrievalSettings
 from gcm_qa.structure import HeadingDetector, Layout, is_question, layout, section_pages
 from gcm_qa.types import Chunk, DocMeta, Section
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "corpus" / "gcm-regional-review-lac-2022.txt"
+REPORT_PROFILE = profiles.load(ROOT / "corpus" / "profiles" / "gcm-regional-review-lac-2022.toml")
 
 REPORT_META = DocMeta(
     doc_id="gcm-regional-review-lac-2022",
@@ -47,12 +49,12 @@ Una Junta Nacional de Migración reúne a doce ministerios.
 
 @pytest.fixture(scope="module")
 def report_layout() -> Layout:
-    return layout(clean_pages([(None, REPORT.read_text(encoding="utf-8"))]))
+    return layout(clean_pages([(None, REPORT.read_text(encoding="utf-8"))]), REPORT_PROFILE)
 
 
 @pytest.fixture(scope="module")
 def report_chunks(report_layout: Layout) -> list[Chunk]:
-    return chunk_document(REPORT_META, report_layout, 700, 150)
+    return chunk_document(REPORT_META, report_layout, 700, 150, REPORT_PROFILE)
 
 
 def section_at(doc: Layout, offset: int) -> tuple[str, ...]:
@@ -296,14 +298,18 @@ def test_thematic_area_and_objective_tags(report_chunks: list[Chunk]) -> None:
 
 def test_tag_rules() -> None:
     assert gcm.tag(
-        "Alternatives to detention were adopted for children.", ["2. Main findings", "2.2 Thematic area 2:"]
+        "Alternatives to detention were adopted for children.", ["2. Main findings", "2.2 Thematic area 2:"],
+        REPORT_PROFILE,
     ) == ([2], [13])
     # keywords outside the section's area are ignored; explicit objectives are kept
     assert gcm.tag(
         "Integration of returnees and Objective 17 on discrimination.",
         ["2.3 Thematic area 3: Addressing irregular migration"],
+        REPORT_PROFILE,
     ) == ([1, 3], [17, 21])
-    assert gcm.tag("Remittances grew in 2021.", ["Foreword"]) == ([4], [20])
+    assert gcm.tag("Remittances grew in 2021.", ["Foreword"], REPORT_PROFILE) == ([4], [20])
+    # without a profile, a document has objectives but no thematic areas
+    assert gcm.tag("Remittances grew in 2021.", ["2.4 Thematic area 4"], profiles.EMPTY) == ([], [20])
     assert gcm.explicit_objectives("objectives 5, 6 and 18; objetivo 13") == {5, 6, 13, 18}
 
 
@@ -363,20 +369,21 @@ def test_a_chapter_named_without_its_number_in_the_summary_is_a_heading(report_l
     assert not any(title.startswith("Thematic area 5") for title in path)
 
 
-def _similarity(**by_objective: float) -> list[float]:
-    return [by_objective.get(f"o{n}", 0.2) for n in range(1, 24)]
+def _choose(question: str, allowed: set[int] | None = None, **by_objective: float) -> int | None:
+    similarity = [by_objective.get(f"o{n}", 0.2) for n in range(1, 24)]
+    return gcm.choose_objective(similarity, question, RetrievalSettings(), allowed or ())
 
 
 def test_the_objective_asked_for_by_topic_is_the_best_title_or_keyword_match() -> None:
     # a keyword of objective 20 settles a close call between titles
-    assert gcm.choose_objective(_similarity(o20=0.32, o21=0.31), "Which objective covers remittances?") == 20
+    assert _choose("Which objective covers remittances?", o20=0.32, o21=0.31) == 20
     # no keyword: a title clearly ahead of the others is enough
-    assert gcm.choose_objective(_similarity(o17=0.52, o10=0.41), "Which objective addresses hate speech?") == 17
+    assert _choose("Which objective addresses hate speech?", o17=0.52, o10=0.41) == 17
     # no keyword and no title that stands out: no objective
-    assert gcm.choose_objective(_similarity(o11=0.24, o23=0.21), "Which objective is the most advanced?") is None
-    assert gcm.choose_objective(_similarity(o17=0.52, o10=0.50), "Which objective addresses hate speech?") is None
+    assert _choose("Which objective is the most advanced?", o11=0.24, o23=0.21) is None
+    assert _choose("Which objective addresses hate speech?", o17=0.52, o10=0.50) is None
     # a named thematic area restricts the choice to its objectives
-    assert gcm.choose_objective(_similarity(o13=0.6, o21=0.5), "Which objective of area 3 is about it?", [3]) == 21
+    assert _choose("Which objective of area 3 is about it?", REPORT_PROFILE.objectives_of([3]), o13=0.6, o21=0.5) == 21
 
 
 def test_sections_take_their_pages_from_the_table_of_contents() -> None:

@@ -166,7 +166,7 @@ def build_app(
         if not question:
             yield messages, messages, gr.skip(), gr.skip(), history
             return
-        filters = build_filters(kind, authors, languages, areas, objectives)
+        filters = build_filters(kind, authors, languages, areas, objectives, engine.profile.area_titles)
         messages.append({"role": "user", "content": format_question_markdown(question)})
         pending = [*messages, {"role": "assistant", "content": "*Searching the documents…*"}]
         yield pending, messages, gr.skip(), "", history
@@ -247,7 +247,7 @@ def build_app(
                                                   label="Author", elem_id="gcmqa-author")
                             languages = gr.Dropdown(choices=language_choices(engine), multiselect=True,
                                                     label="Language", elem_id="gcmqa-language")
-                        areas = gr.Dropdown(choices=area_choices(), multiselect=True,
+                        areas = gr.Dropdown(choices=area_choices(engine.profile.area_titles), multiselect=True,
                                             label="GCM thematic area", elem_id="gcmqa-area")
                         objectives = gr.Dropdown(choices=objective_choices(), multiselect=True,
                                                  label="GCM objective", elem_id="gcmqa-objective")

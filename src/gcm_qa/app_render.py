@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from gcm_qa.answering import NO_ANSWER
-from gcm_qa.gcm import OBJECTIVES, THEMATIC_AREAS
+from gcm_qa.gcm import OBJECTIVES
 from gcm_qa.retrieval import Filters
 from gcm_qa.types import Answer, Citation, Passage
 
@@ -263,13 +263,16 @@ def render_sources_html(answer: Answer | None, context: int = 160) -> str:
 # --- filters --------------------------------------------------------------------------------
 
 
-def _ints(values: Iterable[object] | None, valid: Iterable[int]) -> tuple[int, ...]:
-    allowed = set(valid)
+def _ints(values: Iterable[object] | None, valid: Iterable[int] | None) -> tuple[int, ...]:
+    """The numbers the values start with ('5. Improving...' is 5), those in ``valid`` (any positive
+    number when ``valid`` is None)."""
+    allowed = set(valid) if valid is not None else None
     out: list[int] = []
     for v in values or ():
         m = re.match(r"\s*(\d+)", str(v))
-        if m and int(m.group(1)) in allowed and int(m.group(1)) not in out:
-            out.append(int(m.group(1)))
+        n = int(m.group(1)) if m else 0
+        if n >= 1 and (allowed is None or n in allowed) and n not in out:
+            out.append(n)
     return tuple(sorted(out))
 
 
@@ -287,23 +290,26 @@ def build_filters(
     languages: Iterable[str] | str | None = None,
     areas: Iterable[object] | None = None,
     objectives: Iterable[object] | None = None,
+    known_areas: Iterable[int] | None = None,
 ) -> Filters:
     """The widgets' values as :class:`Filters`; an empty widget means 'any'.
 
     Areas and objectives may arrive as ints or as their labels ('5. Improving social inclusion');
-    out-of-range numbers are dropped.
+    out-of-range numbers are dropped. ``known_areas``: the thematic areas of the indexed documents'
+    profiles (None accepts any area number).
     """
     return Filters(
         kind=_strs(kind),
         author=_strs(authors),
         language=_strs(languages),
-        areas=_ints(areas, THEMATIC_AREAS),
+        areas=_ints(areas, known_areas),
         objectives=_ints(objectives, OBJECTIVES),
     )
 
 
-def area_choices() -> list[tuple[str, int]]:
-    return [(f"{n}. {title}", n) for n, title in THEMATIC_AREAS.items()]
+def area_choices(areas: Mapping[int, str]) -> list[tuple[str, int]]:
+    """The filter's thematic areas: those of the indexed documents' profiles (number -> title)."""
+    return [(f"{n}. {title}", n) for n, title in sorted(areas.items())]
 
 
 def objective_choices() -> list[tuple[str, int]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from gcm_qa import gcm
+from gcm_qa.profiles import EMPTY, Profile
 from gcm_qa.structure import Layout
 from gcm_qa.types import Chunk, DocMeta
 
@@ -29,7 +30,10 @@ def make_splitter(chunk_chars: int, overlap_chars: int) -> RecursiveCharacterTex
     )
 
 
-def chunk_document(meta: DocMeta, doc: Layout, chunk_chars: int, overlap_chars: int) -> list[Chunk]:
+def chunk_document(
+    meta: DocMeta, doc: Layout, chunk_chars: int, overlap_chars: int, profile: Profile = EMPTY
+) -> list[Chunk]:
+    """``profile``: the document's thematic areas, for tagging (see :func:`gcm_qa.gcm.tag`)."""
     splitter = make_splitter(chunk_chars, overlap_chars)
     chunks: list[Chunk] = []
     for n, section in enumerate(doc.sections):
@@ -48,7 +52,7 @@ def chunk_document(meta: DocMeta, doc: Layout, chunk_chars: int, overlap_chars: 
             page_start, page_end = doc.page_range(start, end)
             if page_start is None and n < len(doc.section_pages):
                 page_start, page_end = doc.section_pages[n]  # from the table of contents
-            areas, objectives = gcm.tag(text, section.path)
+            areas, objectives = gcm.tag(text, section.path, profile)
             chunks.append(
                 Chunk(
                     chunk_id=f"{meta.doc_id}:{len(chunks)}",

@@ -18,6 +18,7 @@ from typing import Any
 
 import tomli_w
 
+from gcm_qa import stopwords
 from gcm_qa.loaders import SUPPORTED_SUFFIXES
 from gcm_qa.types import KINDS, STAKEHOLDERS, DocMeta
 
@@ -45,23 +46,18 @@ CIVIL_SOCIETY_HINTS = ("asociación", "associação", "fundación", "red ", "net
 IGO_HINTS = ("conferencia", "conference", "sica", "caricom", "mercosur", "foprel", "parlacen", "oas",
              "oea", "idb", "bid", "iom", "oim", "eclac", "cepal", "riam", "sela", "platform", "plataforma")
 
-_STOPWORDS = {
-    "en": {"the", "of", "and", "to", "in", "is", "that", "for", "with", "are", "on", "as", "by", "this"},
-    "es": {"el", "la", "de", "que", "y", "en", "los", "las", "del", "por", "con", "para", "una", "se"},
-    "pt": {"o", "a", "de", "que", "e", "do", "da", "em", "para", "com", "não", "os", "uma", "dos"},
-    "fr": {"le", "la", "de", "et", "les", "des", "en", "du", "pour", "dans", "une", "est", "que", "sur"},
-}
-
-
 def slugify(text: str) -> str:
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "document"
 
 
+_DETECTION = {language: stopwords.most_frequent(language) for language in stopwords.FUNCTION_WORDS}
+
+
 def detect_language(text: str) -> str:
     """Stop-word vote over the first 20,000 characters: enough for a report, no model needed."""
     words = re.findall(r"[a-záéíóúñãõçàèêâ]+", text[:20000].lower())
-    scores = {lang: sum(w in stops for w in words) for lang, stops in _STOPWORDS.items()}
+    scores = {lang: sum(w in stops for w in words) for lang, stops in _DETECTION.items()}
     best = max(scores, key=lambda k: scores[k])
     return best if scores[best] > 0 else "en"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gcm_qa import corpus, gcm, index_store, models
+from gcm_qa import corpus, gcm, index_store, models, profiles
 from gcm_qa.answering import NO_ANSWER, Answerer
 from gcm_qa.embedder import Embedder, ResolvedModel, load_embedder, resolve
 from gcm_qa.index_store import BuildReport, LoadedIndex
@@ -19,7 +19,7 @@ from gcm_qa.loaders import SUPPORTED_SUFFIXES, DocumentError
 from gcm_qa.query import SearchQuery, areas_named, objective_sought, part_asked_about, prepare, rewrite_followup
 from gcm_qa.retrieval import Filters, Retriever, refers_to
 from gcm_qa.settings import Settings, with_tuned
-from gcm_qa.types import Answer, Passage
+from gcm_qa.types import Answer, Passage, Reference
 
 
 class QuestionError(ValueError):
@@ -59,6 +59,7 @@ class Engine:
         self._retriever: Retriever | None = None
         self._lock = threading.RLock()
         self._objective_titles: np.ndarray | None = None
+        self._profile: profiles.Profile | None = None
 
     @property
     def embedder(self) -> Embedder:
@@ -95,8 +96,18 @@ class Engine:
                 self._load()
             return report
 
+    @property
+    def profile(self) -> profiles.Profile:
+        """The merged profile of the indexed documents: what questions may name in them."""
+        self._retriever_or_load()
+        assert self._profile is not None
+        return self._profile
+
     def _load(self) -> None:
         self._index = index_store.load_index(self.settings.paths.index_dir)
+        documents = self._index.manifest["documents"]
+        self._profile = profiles.for_documents(self.settings.paths.corpus_dir,
+                                               [(doc_id, d["meta"]["kind"]) for doc_id, d in documents.items()])
         self._retriever = Retriever(self._index, self.embedder, self.settings.retrieval)
 
     def ask(
@@ -121,7 +132,7 @@ class Engine:
         part = part_asked_about(query)
         if not part and objective_sought(query):
             chosen = self._objective_for(query.dense + " " + query.question, vector, areas_named(query))
-            part = (f"objective {chosen}",) if chosen else ()
+            part = (Reference("objective", chosen),) if chosen else ()
         opening = retriever.opening(part, filters) if part else None
         if opening is not None:
             rest = [p for p in passages if p.chunk.chunk_id != opening.passage.chunk.chunk_id]
@@ -167,7 +178,7 @@ class Engine:
     def search_query(self, question: str) -> SearchQuery:
         """What the retrievers are given for a (standalone) question."""
         mode = self.settings.retrieval.spanish_dense
-        return prepare(question, mode == "as_asked" or (mode == "auto" and self.embedder.multilingual))
+        return prepare(question, mode == "as_asked" or (mode == "auto" and self.embedder.multilingual), self.profile)
 
     def _objective_for(self, text: str, vector: np.ndarray, areas: Sequence[int]) -> int | None:
         """Which GCM objective a "which objective covers X?" question means, by the objectives'
@@ -176,7 +187,8 @@ class Engine:
             if self._objective_titles is None:
                 self._objective_titles = self.embedder.encode_documents(
                     [gcm.OBJECTIVES[n] for n in sorted(gcm.OBJECTIVES)])
-        return gcm.choose_objective(self._objective_titles @ vector, text, areas)
+        return gcm.choose_objective(self._objective_titles @ vector, text, self.settings.retrieval,
+                                    self.profile.objectives_of(areas))
 
     def _retriever_or_load(self) -> Retriever:
         if self._retriever is None:

@@ -1,8 +1,10 @@
-"""The GCM's 23 objectives, the five MMPTF thematic areas that group them, and tagging rules.
+"""The GCM's 23 objectives, their keywords, and the rules that tag a passage with objectives and
+thematic areas.
 
-The grouping is the one printed in Annex 1 of the regional review (objective 23, international
-cooperation, belongs to every area). Keywords are the distinctive words of each objective's title
-plus the Spanish terms the voluntary reports use, so a chunk about detention is tagged with
+The objectives are the Global Compact's own, the same for every document. Thematic areas are not:
+which areas a document has, the objectives each groups, and which of its sections are an area come
+from its profile (:mod:`gcm_qa.profiles`). Keywords are the distinctive words of each objective's
+title plus the Spanish terms the voluntary reports use, so a chunk about detention is tagged with
 objective 13 even when it never writes "Objective 13".
 """
 
@@ -10,6 +12,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+
+from gcm_qa.profiles import Profile
+from gcm_qa.settings import RetrievalSettings
 
 OBJECTIVES: dict[int, str] = {
     1: "Collect and utilize accurate and disaggregated data as a basis for evidence-based policies",
@@ -37,22 +42,6 @@ OBJECTIVES: dict[int, str] = {
     21: "Cooperate in facilitating safe and dignified return and readmission, as well as sustainable reintegration",
     22: "Establish mechanisms for the portability of social security entitlements and earned benefits",
     23: "Strengthen international cooperation and global partnerships for safe, orderly and regular migration",
-}
-
-THEMATIC_AREAS: dict[int, str] = {
-    1: "Promoting a migration discourse, policies and planning based on facts and data",
-    2: "Protecting the human rights, safety and well-being of migrants",
-    3: "Addressing irregular migration, including border management and transnational crime",
-    4: "Facilitating regular migration and decent work, and the development effects of mobility",
-    5: "Improving social inclusion and integration of migrants",
-}
-
-AREA_OBJECTIVES: dict[int, tuple[int, ...]] = {
-    1: (1, 3, 17, 23),
-    2: (2, 7, 8, 12, 13, 23),
-    3: (9, 10, 11, 14, 21, 23),
-    4: (5, 6, 18, 19, 20, 23),
-    5: (4, 15, 16, 22, 23),
 }
 
 # Word stems (lower case, matched at word starts) that mark an objective's topic, English and Spanish.
@@ -95,7 +84,8 @@ OBJECTIVE_KEYWORDS: dict[int, tuple[str, ...]] = {
 }
 
 _EXPLICIT = re.compile(r"\bobje(?:ctive|tivo)s?\s+((?:\d{1,2}(?:\s*(?:,|and|y|&)\s*)?)+)", re.I)
-_AREA_IN_TITLE = re.compile(r"^(?:2\.(\d)\b|Thematic area (\d)\b|[ÁáAa]rea tem[áa]tica (\d)\b)", re.I)
+# A section titled by its thematic area: "Thematic area 3", "Área temática 3".
+_AREA_TITLE = re.compile(r"^(?:Thematic area|[ÁáAa]rea tem[áa]tica) (\d)\b", re.I)
 
 
 def explicit_objectives(text: str) -> set[int]:
@@ -115,61 +105,62 @@ def keyword_objectives(text: str) -> set[int]:
     }
 
 
-def area_of_section(section_path: Sequence[str]) -> int | None:
-    """The thematic area a section belongs to, from the report's numbering (2.k is area k)."""
+def area_of_section(section_path: Sequence[str], profile: Profile) -> int | None:
+    """The thematic area a section belongs to: the first title of its path that names one of the
+    profile's areas, by name ("Thematic area 3") or by the numbering the profile declares
+    (``area_chapter`` 2: "2.3 ..." is area 3). A document whose profile has no areas has none."""
+    known = profile.area_titles
+    chapter = re.compile(rf"^{profile.area_chapter}\.(\d)\b") if profile.area_chapter is not None else None
     for title in section_path:
-        m = _AREA_IN_TITLE.match(title.strip())
-        if m:
-            return int(next(g for g in m.groups() if g))
+        title = title.strip()
+        m = (chapter.match(title) if chapter else None) or _AREA_TITLE.match(title)
+        if m and int(m.group(1)) in known:
+            return int(m.group(1))
     return None
 
 
-def tag(text: str, section_path: Sequence[str]) -> tuple[list[int], list[int]]:
+def tag(text: str, section_path: Sequence[str], profile: Profile) -> tuple[list[int], list[int]]:
     """Thematic areas and objectives a chunk concerns.
 
     The section's own area counts first; an objective named outright adds its areas; keyword
     matches add objectives (restricted to the section's area when the section has one, since a
-    word like "integration" in area 3 rarely means objective 16).
+    word like "integration" in area 3 rarely means objective 16). An objective every area groups
+    (international cooperation) says nothing about which area a passage concerns, so it adds none.
     """
-    section_area = area_of_section(section_path)
+    by_area = profile.area_objectives
+    shared = set.intersection(*(set(objs) for objs in by_area.values())) if by_area else set()
+    section_area = area_of_section(section_path, profile)
     explicit = explicit_objectives(text) | explicit_objectives(" ".join(section_path))
     keyword = keyword_objectives(text)
     if section_area is not None:
-        keyword &= set(AREA_OBJECTIVES[section_area])
+        keyword &= set(by_area[section_area])
     objectives = sorted(explicit | keyword)
     areas = {section_area} if section_area is not None else set()
-    areas |= {a for a, objs in AREA_OBJECTIVES.items() for o in explicit if o in objs and o != 23}
+    areas |= {a for a, objs in by_area.items() for o in explicit if o in objs and o not in shared}
     if section_area is None:
-        areas |= {a for a, objs in AREA_OBJECTIVES.items() for o in keyword if o in objs and o != 23}
+        areas |= {a for a, objs in by_area.items() for o in keyword if o in objs and o not in shared}
     return sorted(areas), objectives
 
 
-def objectives_of_areas(areas: Iterable[int]) -> set[int]:
-    return {o for a in areas for o in AREA_OBJECTIVES.get(a, ())}
-
-
-# Choosing the objective a question asks for by topic ("Which objective deals with detention?").
-# A keyword of the objective in the question counts for this much cosine; without one, the best
-# title must be at least this similar to the question and this far ahead of the next.
-KEYWORD_BONUS = 0.15
-MIN_TITLE_SIMILARITY = 0.45
-MIN_MARGIN = 0.05
-
-
 def choose_objective(
-    title_similarity: Sequence[float], question: str, areas: Iterable[int] = ()
+    title_similarity: Sequence[float], question: str, settings: RetrievalSettings, allowed: Iterable[int] = ()
 ) -> int | None:
     """The objective whose title (``title_similarity[n - 1]``: the question's cosine with objective
-    n's title) and keywords best match the question, among the objectives of ``areas`` when the
-    question names thematic areas; None when no objective stands out.
+    n's title) and keywords best match the question, among ``allowed`` (the objectives of the
+    thematic areas the question names) when there are any; None when no objective stands out.
 
     The titles are the GCM's own words, so a question about "locking up migrants" reaches
-    objective 13 through its title's embedding even when no keyword matches.
+    objective 13 through its title's embedding even when no keyword matches. A keyword of the
+    objective in the question counts for ``settings.objective_keyword_bonus`` of cosine; without one,
+    the best title must reach ``objective_min_similarity`` and lead the next by ``objective_min_margin``.
     """
-    allowed = objectives_of_areas(areas) or set(OBJECTIVES)
+    allowed = set(allowed) or set(OBJECTIVES)
     hits = keyword_objectives(question)
     scored = sorted(
-        ((float(title_similarity[n - 1]) + (KEYWORD_BONUS if n in hits else 0.0), n) for n in allowed),
+        (
+            (float(title_similarity[n - 1]) + (settings.objective_keyword_bonus if n in hits else 0.0), n)
+            for n in allowed
+        ),
         reverse=True,
     )
     if not scored:
@@ -178,6 +169,6 @@ def choose_objective(
     runner_up = scored[1][0] if len(scored) > 1 else 0.0
     if best in hits and best_score > runner_up:
         return best
-    if best_score >= MIN_TITLE_SIMILARITY and best_score - runner_up >= MIN_MARGIN:
+    if best_score >= settings.objective_min_similarity and best_score - runner_up >= settings.objective_min_margin:
         return best
     return None

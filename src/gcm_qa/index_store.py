@@ -42,14 +42,14 @@ import faiss
 import numpy as np
 from tqdm import tqdm
 
-from gcm_qa import corpus, vector_store
+from gcm_qa import corpus, profiles, vector_store
 from gcm_qa.chunking import chunk_document
 from gcm_qa.cleaning import clean_pages, table_of_contents
 from gcm_qa.embedder import Embedder
 from gcm_qa.keyword import KeywordIndex
 from gcm_qa.loaders import DocumentError, load
 from gcm_qa.sentences import split_sentences
-from gcm_qa.settings import Settings
+from gcm_qa.settings import KeywordSettings, Settings
 from gcm_qa.structure import layout, section_pages
 from gcm_qa.types import Chunk, DocMeta
 
@@ -59,7 +59,8 @@ FORMAT_VERSION = 1
 # The code that turns a file into chunks, sentences and keyword tokens. Its hash is part of the
 # recipe, so an upgrade that changes cleaning, chunking or tokenising rebuilds the index instead of
 # mixing old and new chunks.
-CHUNKING_MODULES = ("loaders", "cleaning", "structure", "chunking", "sentences", "gcm", "types", "keyword")
+CHUNKING_MODULES = ("loaders", "cleaning", "structure", "chunking", "sentences", "gcm", "types", "keyword",
+                    "stopwords", "profiles")
 
 
 @functools.lru_cache(maxsize=1)
@@ -129,14 +130,18 @@ class BuildReport:
 
 
 def recipe(settings: Settings, model_identity: str) -> dict[str, Any]:
-    """Everything that shapes the vectors and chunks. Any change means a rebuild (vectors are still
-    reused for unchanged text while ``model`` is the same)."""
+    """Everything that shapes the vectors, chunks and keyword scores. Any change means a rebuild
+    (vectors are still reused for unchanged text while ``model`` is the same). The documents'
+    profiles shape headings, pages and tags, so their hash is here too."""
     return {
         "format": FORMAT_VERSION,
         "loader_version": loader_version(),
         "model": model_identity,
         "chunk_chars": settings.chunking.chunk_chars,
         "overlap_chars": settings.chunking.overlap_chars,
+        "bm25_k1": settings.keyword.k1,
+        "bm25_b": settings.keyword.b,
+        "profiles": profiles.fingerprint(settings.paths.corpus_dir),
     }
 
 
@@ -227,16 +232,19 @@ def is_stale(settings: Settings, model_identity: str) -> bool:
 
 
 def prepare_document(path: Path, entry: dict[str, Any] | None, settings: Settings) -> tuple[DocMeta, list[Chunk]]:
-    """Load, clean, lay out and chunk one file. Raises DocumentError for unreadable input."""
+    """Load, clean, lay out and chunk one file with its profile (found in the corpus folder by the
+    document's id and kind). Raises DocumentError for unreadable input, ProfileError for a bad profile."""
     raw = load(path)
     paragraphs = clean_pages(raw.pages)
     if not paragraphs:
         raise DocumentError(path, "no text left after cleaning")
-    doc = layout(paragraphs)
-    if all(page is None for page, _ in raw.pages):  # no page breaks: pages from the contents, if any
+    text = "\n\n".join(p.text for p in paragraphs)  # the laid-out text, which needs the profile
+    meta = corpus.merge_meta(corpus.infer_meta(path, text, raw.title), entry)
+    profile = profiles.for_document(settings.paths.corpus_dir, meta.doc_id, meta.kind)
+    doc = layout(paragraphs, profile)
+    if profile.pages == "contents" and all(page is None for page, _ in raw.pages):  # no page breaks
         doc = replace(doc, section_pages=section_pages(doc.sections, table_of_contents(raw.pages)))
-    meta = corpus.merge_meta(corpus.infer_meta(path, doc.text, raw.title), entry)
-    chunks = chunk_document(meta, doc, settings.chunking.chunk_chars, settings.chunking.overlap_chars)
+    chunks = chunk_document(meta, doc, settings.chunking.chunk_chars, settings.chunking.overlap_chars, profile)
     if not chunks:
         raise DocumentError(path, "no chunks could be made from the text")
     return meta, chunks
@@ -374,7 +382,7 @@ def _build_locked(
         "documents": documents,
         "failed": failed,
     }
-    report.folder = _write_and_swap(index_dir, manifest, all_chunks, matrix, sentence_data)
+    report.folder = _write_and_swap(index_dir, manifest, all_chunks, matrix, sentence_data, settings.keyword)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -457,6 +465,7 @@ def _write_and_swap(
     chunks: list[Chunk],
     matrix: np.ndarray,
     sentence_data: tuple[np.ndarray, np.ndarray, list[str]],
+    bm25: KeywordSettings,
 ) -> Path:
     builds = index_dir / "builds"
     builds.mkdir(parents=True, exist_ok=True)
@@ -472,12 +481,13 @@ def _write_and_swap(
     flat.add(matrix)
     faiss.write_index(flat, str(tmp / "faiss.index"))
     languages = [c.language for c in chunks]
-    KeywordIndex.build([c.embed_text() for c in chunks], languages).save(tmp / "bm25")
+    KeywordIndex.build([c.embed_text() for c in chunks], languages, k1=bm25.k1, b=bm25.b).save(tmp / "bm25")
     spans, sentence_matrix, sentence_texts = sentence_data
     np.save(tmp / "sentence_spans.npy", spans, allow_pickle=False)
     np.save(tmp / "sentence_embeddings.npy", sentence_matrix, allow_pickle=False)
     sentence_languages = [languages[int(ci)] for ci in spans[:, 0]]
-    KeywordIndex.build(sentence_texts or ["∅"], sentence_languages or ["en"]).save(tmp / "bm25_sentences")
+    KeywordIndex.build(sentence_texts or ["∅"], sentence_languages or ["en"], k1=bm25.k1, b=bm25.b).save(
+        tmp / "bm25_sentences")
     (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
     _fsync_tree(tmp)
     build_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]

@@ -21,19 +21,11 @@ import bm25s
 import numpy as np
 import Stemmer
 
-STOPWORDS = frozenset(
-    """a about above after again against all am an and any are as at be because been before being
-    below between both but by can could did do does doing down during each few for from further had
-    has have having he her here hers herself him himself his how i if in into is it its itself just
-    me more most my myself no nor not now of off on once only or other our ours ourselves out over own
-    same she should so some such than that the their theirs them themselves then there these they this
-    those through to too under until up very was we were what when where which while who whom why will
-    with would you your yours yourself yourselves also among per via within without according report
-    al ante bajo cabe con contra de del desde durante en entre hacia hasta mediante para por segun sin
-    sobre tras el la los las lo un una unos unas y o u e ni que se su sus es son fue ser como mas pero
-    cual cuales cuando donde quien quienes este esta estos estas ese esa esos esas le les me mi nos
-    qué cuál cuáles cómo dónde cuándo cuántos cuántas hay han ha""".split()
-)
+from gcm_qa.stopwords import ENGLISH, SPANISH
+
+# English and Spanish function words (see gcm_qa.stopwords): the corpus is bilingual and a question
+# may be asked in either language.
+STOPWORDS = frozenset(ENGLISH + SPANISH)
 
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG via print-like handlers
 
@@ -82,8 +74,10 @@ class KeywordIndex:
         self._present = sorted(set(self.languages.tolist()))
 
     @classmethod
-    def build(cls, texts: Sequence[str], languages: Sequence[str]) -> KeywordIndex:
-        retriever = bm25s.BM25(k1=1.2, b=0.75)
+    def build(cls, texts: Sequence[str], languages: Sequence[str], *, k1: float, b: float) -> KeywordIndex:
+        """``k1`` and ``b``: BM25's term-frequency saturation and length normalisation (the index
+        settings' ``keyword`` group, part of the index recipe since they shape the stored scores)."""
+        retriever = bm25s.BM25(k1=k1, b=b)
         # bm25s needs at least one token per document; an empty chunk gets a placeholder
         retriever.index([tokenize(t, lang) or ["∅"] for t, lang in zip(texts, languages, strict=True)],
                         show_progress=False)

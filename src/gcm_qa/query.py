@@ -1,6 +1,6 @@
 """Query handling before retrieval: Spanish questions and conversational follow-ups.
 
-The report is in English while many of its users write in Spanish. A phrase glossary of
+The documents are mostly in English while many users write in Spanish. A phrase glossary of
 migration-policy terms (``data/es_en_glossary.tsv``) turns a Spanish question into English search
 terms for BM25, beside the original words, so English passages are found by their vocabulary and a
 Spanish questionnaire by its own. The dense query is the question as asked when the encoder is
@@ -16,6 +16,9 @@ from functools import lru_cache
 from importlib import resources
 
 from gcm_qa.keyword import fold
+from gcm_qa.profiles import EMPTY, Profile
+from gcm_qa.stopwords import SPANISH
+from gcm_qa.types import Reference
 
 _SPANISH_MARKERS = re.compile(
     r"[¿¡ñ]|\b(?:qué|cuál|cuáles|cómo|cuántos|cuántas|dónde|cuándo|quién|según|los|las|del|para|por|"
@@ -24,11 +27,7 @@ _SPANISH_MARKERS = re.compile(
 )
 _EN_MARKERS = re.compile(r"\b(?:the|what|which|how|who|when|where|does|did|is|are|of|and)\b", re.I)
 
-
-_SPANISH_FUNCTION_WORDS = frozenset(
-    "el la los las lo un una unos unas de del al en y o u e que se su sus por para con sobre segun "
-    "como es son fue ha han hay este esta estos estas ese esa a ante".split()
-)
+_SPANISH_FUNCTION_WORDS = frozenset(SPANISH)
 
 
 def is_spanish(text: str) -> bool:
@@ -52,7 +51,7 @@ def glossary() -> list[tuple[re.Pattern[str], str]]:
 def translate_terms(question: str) -> str:
     """Word-for-phrase English rendering of a Spanish question; unknown words pass through.
 
-    Crude as translation, but it is only a search query: the English terms of the report are what
+    Crude as translation, but it is only a search query: the English terms of the documents are what
     the dense and keyword retrievers need to see.
     """
     text = fold(question).replace("¿", " ").replace("¡", " ")
@@ -69,7 +68,7 @@ class SearchQuery:
     dense: str
     keyword: str
     spanish: bool = False
-    references: tuple[str, ...] = ()  # parts of the document named by number: "textbox 8", "objective 20"
+    references: tuple[Reference, ...] = ()  # parts of the documents the question names
 
 
 _REFERENCE = re.compile(
@@ -78,58 +77,35 @@ _REFERENCE = re.compile(
 )
 _REFERENCE_NAMES = {"area tematica": "thematic area", "recuadro": "textbox", "anexo": "annex", "tabla": "table",
                     "cuadro": "table", "objetivo": "objective", "grafico": "graph"}
+_WHOLE_REPORT = re.compile(r"\b(?:the report|el informe)\b")
 
 
-# The report's recurring sub-headings (each thematic area has Progress, Situations to consider,
-# Challenges, Highlights), with the Spanish words for them.
-_SUBHEADINGS = {
-    "progress": r"progress|avances?|progresos?",
-    "situations": r"situations? to consider|situaciones",
-    "challenges": r"challenges?|desafios?|retos?",
-    "highlights": r"highlights?|aspectos destacados|destacados",
-    "conclusions": r"conclusions?|conclusiones",
-    "recommendations": r"recommendations?|recomendaciones",
-}
-
-
-# "What does the report recommend...?" asks for its own Recommendations and Conclusions sections.
-_REPORT_WIDE = {"recommendations": r"recommend|recomend|recomiend", "conclusions": r"conclu"}
-
-
-# Parts of the report that questions name by title rather than number (all words of an entry must
-# occur in the question), with the reference that marks them.
-_TITLED_PARTS = (
-    (("concept note",), "annex 1"),
-    (("nota conceptual",), "annex 1"),
-    (("civil society", "message"), "annex 3"),
-    (("sociedad civil", "mensaje"), "annex 3"),
-    (("foreword",), "title foreword"),
-    (("prologo",), "title foreword"),
-    (("executive summary",), "title executive summary"),
-    (("resumen ejecutivo",), "title executive summary"),
-)
-
-
-def references(question: str) -> tuple[str, ...]:
-    """Numbered parts of the report a question names ("thematic area 4", "Annex 2", "objetivo 20"),
-    and, with one of them, a sub-heading inside it ("the challenges of thematic area 4").
+def references(question: str, profile: Profile = EMPTY) -> tuple[Reference, ...]:
+    """Parts of the documents a question names: by number ("thematic area 4", "Annex 2", "objetivo
+    20"), by a title the profile knows ("the concept note"), and, with one of them, a sub-heading
+    the profile knows inside it ("the challenges of thematic area 4"); a question about "the report"
+    as a whole may ask for one of the profile's report-wide sections ("what does the report
+    recommend").
 
     Neither retriever reads them well: "4" is one short token among many, and the embedding model
     barely tells "area 4" from "area 1". The retriever favours chunks under the named heading.
     """
     folded = fold(question)
-    found = []
+    found: list[Reference] = []
     for name, number in _REFERENCE.findall(folded):
-        ref = f"{_REFERENCE_NAMES.get(name, name)} {int(number)}"
+        ref = Reference(_REFERENCE_NAMES.get(name, name), int(number))
         if ref not in found:
             found.append(ref)
-    for words, ref in _TITLED_PARTS:
-        if ref not in found and all(re.search(rf"\b{w}\b", folded) for w in words):
+    for alias in profile.parts:
+        ref = alias.reference
+        if ref not in found and all(re.search(rf"\b{re.escape(w)}\b", folded) for w in alias.words):
             found.append(ref)
-    if any(not r.startswith("objective") for r in found):
-        found += [f"heading {name}" for name, words in _SUBHEADINGS.items() if re.search(rf"\b(?:{words})\b", folded)]
-    elif re.search(r"\b(?:the report|el informe)\b", folded):
-        found += [f"heading {name}" for name, words in _REPORT_WIDE.items() if re.search(rf"\b(?:{words})", folded)]
+    if any(r.kind != "objective" for r in found):
+        found += [Reference("heading", name=s.name) for s in profile.subheadings
+                  if re.search(rf"\b(?:{s.pattern})\b", folded)]
+    elif _WHOLE_REPORT.search(folded):
+        found += [Reference("heading", name=s.name) for s in profile.report_wide
+                  if re.search(rf"\b(?:{s.pattern})", folded)]
     return tuple(found)
 
 
@@ -150,18 +126,18 @@ _OBJECTIVE_ASKED = re.compile(
 )
 
 
-def part_asked_about(query: SearchQuery) -> tuple[str, ...]:
-    """"What is textbox 3 about?" names a part of the report and asks what it holds, so its opening
+def part_asked_about(query: SearchQuery) -> tuple[Reference, ...]:
+    """"What is textbox 3 about?" names a part of a document and asks what it holds, so its opening
     (title and first sentences) is the answer, whatever the words score. "What is objective 13?"
     asks for the objective's wording. Returns the references that together name the part ("annex
     2", "table 1"; "objective 13"), or () for any other question."""
-    parts = tuple(r for r in query.references if not r.startswith(("objective", "graph")))
-    graphs = tuple(r for r in query.references if r.startswith("graph"))
+    parts = tuple(r for r in query.references if r.kind not in ("objective", "graph"))
+    graphs = tuple(r for r in query.references if r.kind == "graph")
     if graphs and not parts:
         return graphs[:1] if _ABOUT.search(query.question) else ()
     if parts:
         return parts if _ABOUT.search(query.question) else ()
-    objectives = tuple(r for r in query.references if r.startswith("objective"))
+    objectives = tuple(r for r in query.references if r.kind == "objective")
     return objectives[:1] if len(objectives) == 1 and _OBJECTIVE_ASKED.search(fold(query.question)) else ()
 
 
@@ -174,19 +150,20 @@ _WHICH_OBJECTIVE = re.compile(
 
 def objective_sought(query: SearchQuery) -> bool:
     """The question asks which single objective covers a topic (and names none by number)."""
-    if any(r.startswith("objective") for r in query.references):
+    if any(r.kind == "objective" for r in query.references):
         return False
     return bool(_WHICH_OBJECTIVE.search(fold(query.question)))
 
 
 def areas_named(query: SearchQuery) -> tuple[int, ...]:
-    return tuple(int(r.rsplit(" ", 1)[1]) for r in query.references if r.startswith("thematic area"))
+    return tuple(r.number for r in query.references if r.kind == "thematic area" and r.number is not None)
 
 
-def prepare(question: str, multilingual: bool = False) -> SearchQuery:
-    """``multilingual``: the encoder embeds Spanish as it is, so the dense query is the question."""
+def prepare(question: str, multilingual: bool = False, profile: Profile = EMPTY) -> SearchQuery:
+    """``multilingual``: the encoder embeds Spanish as it is, so the dense query is the question.
+    ``profile``: the merged profile of the indexed documents (parts named by title, sub-headings)."""
     question = " ".join(question.split())
-    refs = references(question)
+    refs = references(question, profile)
     if is_spanish(question):
         english = translate_terms(question)
         return SearchQuery(question, question if multilingual else english, f"{english} {question}", True, refs)

@@ -15,7 +15,7 @@ from gcm_qa.index_store import LoadedIndex
 from gcm_qa.keyword import fold
 from gcm_qa.query import SearchQuery
 from gcm_qa.settings import RetrievalSettings
-from gcm_qa.types import Chunk, Passage
+from gcm_qa.types import Chunk, Passage, Reference
 
 
 @dataclass(frozen=True)
@@ -69,21 +69,22 @@ def objective_listing(n: int) -> str:
     return f"{n}. {title[:40]}".lower() if title else ""
 
 
-def refers_to(chunk: Chunk, reference: str) -> bool:
+def refers_to(chunk: Chunk, reference: Reference) -> bool:
     """Whether a chunk is part of the heading a question names (by number, or a top-level part by
     title), or (for an objective) names or lists that objective."""
-    if reference.startswith("title "):  # a top-level part named by its title: "title foreword"
-        return bool(chunk.section) and fold(chunk.section[0]).startswith(reference.removeprefix("title "))
-    kind, number = reference.rsplit(" ", 1)
-    if kind == "graph":  # graphs are not sections: the text names them ("Graph 6 shows...")
-        return re.search(rf"(?<![\w.])graph {int(number)}(?!\d)", fold(chunk.text)) is not None
-    if kind == "heading":  # a sub-heading: "challenges" is "2.4.3 Challenges"
-        return any(re.match(rf"[\d.\s]*{number}\b", fold(title)) for title in chunk.section[1:])
-    if kind == "objective":
-        n = int(number)
-        listing = objective_listing(n)
-        return n in gcm.explicit_objectives(chunk.text) or (bool(listing) and listing in chunk.text.lower())
-    return re.search(rf"(?<![\w.]){re.escape(reference)}(?!\d|\.\d)", fold(chunk.section_label)) is not None
+    if reference.kind == "title":  # a top-level part named by its title: "foreword"
+        return bool(chunk.section) and fold(chunk.section[0]).startswith(reference.name)
+    if reference.kind == "heading":  # a sub-heading: "challenges" is "2.4.3 Challenges"
+        name = re.escape(reference.name)
+        return any(re.match(rf"[\d.\s]*{name}\b", fold(title)) for title in chunk.section[1:])
+    number = reference.number
+    if reference.kind == "graph":  # graphs are not sections: the text names them ("Graph 6 shows...")
+        return re.search(rf"(?<![\w.])graph {number}(?!\d)", fold(chunk.text)) is not None
+    if reference.kind == "objective":
+        listing = objective_listing(number) if number is not None else ""
+        return number in gcm.explicit_objectives(chunk.text) or (bool(listing) and listing in chunk.text.lower())
+    label = re.escape(str(reference))  # "annex 2" in "Annex 2. Basic statistics > Table 1. ..."
+    return re.search(rf"(?<![\w.]){label}(?!\d|\.\d)", fold(chunk.section_label)) is not None
 
 
 class Retriever:
@@ -94,9 +95,9 @@ class Retriever:
         self.priors = np.array(
             [settings.boilerplate_weight if is_boilerplate(c) else 1.0 for c in index.chunks]
         )
-        self._reference_hits: dict[str, np.ndarray] = {}
+        self._reference_hits: dict[Reference, np.ndarray] = {}
 
-    def reference_hits(self, reference: str) -> np.ndarray:
+    def reference_hits(self, reference: Reference) -> np.ndarray:
         """Which chunks a reference names, as a mask. Each reference is a regex pass over every
         chunk, so it is made once per loaded index and kept."""
         hits = self._reference_hits.get(reference)
@@ -105,15 +106,15 @@ class Retriever:
             self._reference_hits[reference] = hits
         return hits
 
-    def opening(self, references: Sequence[str], filters: Filters | None = None) -> Opening | None:
+    def opening(self, references: Sequence[Reference], filters: Filters | None = None) -> Opening | None:
         """Where the part a question names begins: the first chunk, in document order, of "textbox
         3", of "annex 2" and its "table 1", of "thematic area 4" and its "challenges"; for a graph,
         the chunk with its caption; for an objective, the first list that prints its wording."""
         needle, single = "", False
-        if len(references) == 1 and references[0].split(" ")[0] in ("objective", "graph"):
-            kind, number = references[0].rsplit(" ", 1)
-            needle = objective_listing(int(number)) if kind == "objective" else f"graph {int(number)}."
-            single = kind == "objective"
+        if len(references) == 1 and references[0].kind in ("objective", "graph") and references[0].number is not None:
+            ref = references[0]
+            needle = objective_listing(ref.number) if ref.kind == "objective" else f"graph {ref.number}."
+            single = ref.kind == "objective"
             found = [c for c in self.index.chunks
                      if (filters is None or filters.accepts(c)) and needle and needle in c.text.lower()]
         else:
@@ -225,7 +226,7 @@ class Retriever:
             o = self.index.chunks[j]
             if o.doc_id == c.doc_id:
                 overlap = min(o.end, c.end) - max(o.start, c.start)
-                if overlap > 0.6 * min(o.end - o.start, c.end - c.start):
+                if overlap > self.settings.duplicate_overlap * min(o.end - o.start, c.end - c.start):
                     return True
             elif float(vectors[j] @ vectors[i]) >= self.settings.dedup_threshold:
                 return True

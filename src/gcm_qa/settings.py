@@ -2,7 +2,8 @@
 
 Every knob has a default and a description; environment variables (``GCM_QA_<GROUP>__<FIELD>``)
 and CLI flags map onto it. The groups that shape the index (embedding, chunking) are hashed into the
-index recipe, so changing them can never silently reuse a stale index.
+index recipe, so changing them can never silently reuse a stale index; so are BM25's parameters
+(keyword) and the documents' profiles (corpus/profiles, see gcm_qa.profiles).
 """
 
 from __future__ import annotations
@@ -108,6 +109,34 @@ class RetrievalSettings(_Group):
         description="Passages of two different documents whose embeddings are at least this similar collapse "
         "(the same text quoted in two documents); within one document only overlapping text collapses.",
     )
+    duplicate_overlap: float = Field(
+        0.6, ge=0, le=1,
+        description="Two passages of one document collapse when the text they share is more than this share of "
+        "the shorter one (chunks overlap by design; a passage mostly repeated adds nothing).",
+    )
+    # Choosing the objective a question asks for by topic ("Which objective deals with detention?").
+    objective_keyword_bonus: float = Field(
+        0.15, ge=0,
+        description="Cosine added to an objective's title similarity when the question holds one of the "
+        "objective's keywords ('remittances' for objective 20).",
+    )
+    objective_min_similarity: float = Field(
+        0.45, ge=-1, le=1,
+        description="Without a keyword, the best objective title must be at least this similar to the question "
+        "to be taken as the objective asked for.",
+    )
+    objective_min_margin: float = Field(
+        0.05, ge=0,
+        description="Without a keyword, the best objective title must lead the next by this much cosine.",
+    )
+
+
+class KeywordSettings(_Group):
+    """BM25's parameters. They shape the stored keyword index, so they are in the index recipe."""
+
+    k1: float = Field(1.2, ge=0, description="BM25 term-frequency saturation: how much a repeated word counts.")
+    b: float = Field(0.75, ge=0, le=1, description="BM25 length normalisation: 0 ignores a passage's length, 1 "
+                     "scales its scores fully by it.")
 
 
 class AnswerSettings(_Group):
@@ -140,6 +169,7 @@ class Settings(BaseSettings):
     paths: PathSettings = Field(default_factory=PathSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
+    keyword: KeywordSettings = Field(default_factory=KeywordSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
 

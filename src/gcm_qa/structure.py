@@ -1,9 +1,10 @@
 """Find a document's headings so every chunk knows where it sits.
 
-The GCM report numbers its chapters ("2.3.2 Situations to consider"), names its boxes ("Textbox 8.
-Temporary Protection Status..."), annexes and tables; questionnaires are forms of questions, each
-followed by its answer. Headings become a stack, and each paragraph gets the path of the stack
-above it. Pure functions over :class:`~gcm_qa.cleaning.Paragraph` lists.
+Reports number their chapters ("2.3.2 Situations to consider"), name their boxes ("Textbox 8. ..."),
+annexes and tables; questionnaires are forms of questions, each followed by its answer. Headings
+become a stack, and each paragraph gets the path of the stack above it. Unnumbered titles that only
+one document uses ("Foreword", "Follow-up") come from its profile (:mod:`gcm_qa.profiles`). Pure
+functions over :class:`~gcm_qa.cleaning.Paragraph` lists.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gcm_qa.cleaning import Paragraph
+from gcm_qa.profiles import EMPTY, Profile
 from gcm_qa.types import Section
 
 _NUMBERED = re.compile(r"^(\d{1,2}(?:\.\d{1,2}){0,3})\.?\s+(\S.*)$")
@@ -22,13 +24,14 @@ _ANNEX = re.compile(r"^(?:Annex|Anexo)\s+\d+\b(.*)$", re.I)
 _AREA = re.compile(r"^(?:Thematic area|[ÁA]rea tem[áa]tica)\s+\d\b", re.I)
 _QUESTION_START = re.compile(r"^(?:\d{1,2}(?:\.\d{1,2})*[.)]?\s+|[a-z][.)]\s+|P\d+[.:]?\s+|Q\d+[.:]?\s+)?¿")
 
-TOP_TITLES = {
-    "foreword", "executive summary", "introduction", "acronyms", "contents", "bibliography",
-    "references", "annexes", "disclaimer", "abbreviations", "resumen ejecutivo", "introducción",
-    "prólogo", "presentación", "bibliografía", "anexos", "acrónimos", "siglas", "índice", "contenido",
-    "glossary", "table of contents",
-}
-SUB_TITLES = {"conclusions", "recommendations", "conclusiones", "recomendaciones", "follow-up", "report"}
+# Unnumbered top-level titles any report may have, in English and Spanish: its contents, word lists,
+# introduction, references and annexes. Titles of one document's own front matter and sub-sections
+# ("Foreword", "Executive Summary", "Conclusions") are in its profile (top_titles, sub_titles).
+TOP_TITLES = frozenset({
+    "contents", "table of contents", "índice", "contenido", "acronyms", "abbreviations", "glossary",
+    "acrónimos", "siglas", "introduction", "introducción", "bibliography", "references", "bibliografía",
+    "annexes", "anexos",
+})
 
 BOX_LEVEL = 10
 # A text box closes with its source: "Source: https://...", "FOPREL, 2020", "Colombian Migration
@@ -62,9 +65,11 @@ class HeadingDetector:
     period, and sub-numbers (2.3) must sit under the current chapter.
     """
 
-    def __init__(self, chapter_titles: frozenset[str] = frozenset()) -> None:
+    def __init__(self, chapter_titles: frozenset[str] = frozenset(), profile: Profile = EMPTY) -> None:
         self.chapter = 0
         self.chapter_titles = chapter_titles
+        self.top_titles = TOP_TITLES | profile.top_titles
+        self.sub_titles = profile.sub_titles
 
     def detect(self, p: Paragraph) -> Heading | None:
         text = p.text.strip()
@@ -73,11 +78,11 @@ class HeadingDetector:
         if p.kind in ("table", "footnote") or not text:
             return None
         low = text.lower().rstrip(":. ")
-        if low in TOP_TITLES:
+        if low in self.top_titles:
             return Heading(1, text.rstrip(":"))
-        if low in SUB_TITLES or (low in self.chapter_titles and not text.endswith(".")):
-            # a summary names a chapter without its number ("Integrating the vision and guiding
-            # principles..." in the Executive Summary of the report, chapter 3 in the body)
+        if low in self.sub_titles or (low in self.chapter_titles and not text.endswith(".")):
+            # a summary names a chapter without its number (an executive summary's paragraph titled
+            # like chapter 3, whose body numbers it "3. ...")
             return Heading(2, _short(text.rstrip(":")))
         if len(text) > 250:
             return None
@@ -147,13 +152,14 @@ class Layout:
         return (min(pages), max(pages)) if pages else (None, None)
 
 
-def layout(paragraphs: Sequence[Paragraph]) -> Layout:
+def layout(paragraphs: Sequence[Paragraph], profile: Profile = EMPTY) -> Layout:
     """Join paragraphs into one text and cut it into sections at the detected headings.
 
     A heading's own text belongs to its section, so a chunk that starts a section still says what
     the section is. Paragraphs before the first heading form a section with an empty path.
+    ``profile``: the document's own unnumbered titles.
     """
-    detector = HeadingDetector(chapter_titles(paragraphs))
+    detector = HeadingDetector(chapter_titles(paragraphs), profile)
     stack: list[Heading] = []
     parts: list[str] = []
     spans: list[tuple[int, int, int | None, str]] = []

@@ -27,6 +27,42 @@ class DocMeta:
         return asdict(self)
 
 
+# Parts of a document a question can name. Numbered: "thematic area", "annex", "textbox", "table",
+# "objective", "graph". Named: "heading" (a sub-heading under a numbered part: "challenges"), "title"
+# (a top-level part by the start of its title: "foreword").
+NUMBERED_PARTS = ("thematic area", "annex", "textbox", "table", "objective", "graph")
+NAMED_PARTS = ("heading", "title")
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A part of a document a question names: ``Reference("annex", 2)``,
+    ``Reference("heading", name="challenges")``, ``Reference("title", name="foreword")``.
+
+    Numbered kinds carry a number and no name, named kinds a name (accent-folded, lower case) and no
+    number; anything else is a programming or profile error, caught here rather than as a reference
+    that silently matches nothing.
+    """
+
+    kind: str
+    number: int | None = None
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind in NUMBERED_PARTS:
+            if self.number is None or self.name:
+                raise ValueError(f"a {self.kind!r} reference needs a number and no name")
+        elif self.kind in NAMED_PARTS:
+            if self.number is not None or not self.name:
+                raise ValueError(f"a {self.kind!r} reference needs a name and no number")
+        else:
+            raise ValueError(f"unknown kind of reference {self.kind!r}; known: {NUMBERED_PARTS + NAMED_PARTS}")
+
+    def __str__(self) -> str:
+        """How the part is written in prose and logs: "annex 2", "heading challenges"."""
+        return f"{self.kind} {self.number if self.number is not None else self.name}"
+
+
 @dataclass(frozen=True)
 class Section:
     """A heading's span over the cleaned text; ``path`` runs from the top heading down."""
