@@ -6,9 +6,6 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-import pytest
-
-from gcm_qa import answering
 from gcm_qa.engine import Engine
 from gcm_qa.sentences import split_sentences
 
@@ -23,7 +20,7 @@ def load_tool():
     return module
 
 
-def test_oracle_leads_with_the_evidence_sentence(report_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_oracle_leads_with_the_evidence_sentence(report_engine: Engine) -> None:
     question = "What did countries report about migrant detention?"
     shipped = report_engine.ask(question)
     assert not shipped.abstained
@@ -32,9 +29,8 @@ def test_oracle_leads_with_the_evidence_sentence(report_engine: Engine, monkeypa
     evidence = max((s.text for s in split_sentences(third)), key=len)
     assert not any(evidence[:60] in c.quote for c in shipped.citations)
 
-    oracle = load_tool().Oracle()
-    monkeypatch.setattr(answering, "score_sentences", oracle)
+    oracle = load_tool().Oracle(report_engine.scorer)
     oracle.evidence, oracle.found = (evidence,), False
-    answer = report_engine.ask(question)
+    answer = Engine(report_engine.settings, report_engine.embedder, scorer=oracle).ask(question)
     assert oracle.found and not answer.abstained
     assert evidence[:60] in answer.citations[0].quote

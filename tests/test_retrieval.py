@@ -219,7 +219,7 @@ def test_unusable_question_is_refused(report_engine: Engine, question: str) -> N
 
 
 def test_names_and_years_missing_from_the_passages_are_reported() -> None:
-    from gcm_qa.answering import unsupported_terms
+    from gcm_qa.abstention import unsupported_terms
     from gcm_qa.types import Chunk
 
     chunk = Chunk(

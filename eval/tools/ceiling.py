@@ -21,28 +21,39 @@ from typing import Any
 
 import numpy as np
 
-from gcm_qa import answering
-from gcm_qa.answering import Scored
 from gcm_qa.engine import Engine
 from gcm_qa.evaluation import harness
 from gcm_qa.evaluation import metrics as m
 from gcm_qa.evaluation.gold import GoldQuestion, load_gold, norm
+from gcm_qa.intent import Intent
 from gcm_qa.retrieval import Retriever
+from gcm_qa.scoring import Scored, SentenceScorer, WeightedScorer
+from gcm_qa.sentences import Sentence
 from gcm_qa.settings import Settings
+from gcm_qa.types import Passage
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 class Oracle:
-    """Wraps ``answering.score_sentences``: the evidence sentence of the current question leads."""
+    """A sentence scorer that ranks as ``shipped`` does, except that the evidence sentence of the
+    current question leads whenever the passages hold one."""
 
-    def __init__(self) -> None:
-        self.shipped = answering.score_sentences
+    def __init__(self, shipped: SentenceScorer) -> None:
+        self.shipped = shipped
         self.evidence: Sequence[str] = ()
         self.found = False  # the passages held an evidence sentence for the current question
 
-    def __call__(self, *args: object, **kwargs: object) -> list[Scored]:
-        ranked = self.shipped(*args, **kwargs)  # type: ignore[arg-type]
+    def score(
+        self,
+        question: str,
+        intent: Intent,
+        question_vector: np.ndarray,
+        sentences: Sequence[Sentence],
+        sentence_vectors: np.ndarray,
+        passages: Sequence[Passage],
+    ) -> list[Scored]:
+        ranked = self.shipped.score(question, intent, question_vector, sentences, sentence_vectors, passages)
         hits = [r for r in ranked if any(m.quotes_overlap(r.sentence.text, e) for e in self.evidence)]
         self.found = self.found or bool(hits)
         if not hits or not ranked:
@@ -112,15 +123,12 @@ def main() -> None:
     questions = [q for q in load_gold(args.gold, args.split) if q.answerable]
     data = Settings().model_dump()
     data["paths"].update(corpus_dir=ROOT / "corpus", index_dir=ROOT / "index")
-    engine = Engine(Settings.model_validate(data))
+    settings = Settings.model_validate(data)
+    engine = Engine(settings)
     engine.ensure_index()
     shipped = run(engine, questions)
-    oracle = Oracle()
-    answering.score_sentences = oracle  # the Answerer looks the scorer up in its module at call time
-    try:
-        ceiling = run(engine, questions, oracle)
-    finally:
-        answering.score_sentences = oracle.shipped
+    oracle = Oracle(WeightedScorer(engine.settings.answer.scoring))
+    ceiling = run(Engine(engine.settings, engine.embedder, scorer=oracle), questions, oracle)
     keys = ["key_fact_recall", "citation_precision", "median_answer_chars", "false_abstention_rate"]
     before, after = harness.summarise_answers(shipped)["overall"], harness.summarise_answers(ceiling)["overall"]
     print(f"{args.split}: {len(questions)} answerable questions\n")

@@ -18,6 +18,7 @@ from gcm_qa.index_store import BuildReport, LoadedIndex
 from gcm_qa.loaders import SUPPORTED_SUFFIXES, DocumentError
 from gcm_qa.query import SearchQuery, areas_named, objective_sought, part_asked_about, prepare, rewrite_followup
 from gcm_qa.retrieval import Filters, Retriever, refers_to
+from gcm_qa.scoring import SentenceScorer, WeightedScorer
 from gcm_qa.settings import Settings, with_tuned
 from gcm_qa.types import Answer, Passage, Reference
 
@@ -40,7 +41,11 @@ class AddResult:
 class Engine:
     """Owns the model, the loaded index and the retriever; safe to share across chat sessions."""
 
-    def __init__(self, settings: Settings | None = None, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self, settings: Settings | None = None, embedder: Embedder | None = None, scorer: SentenceScorer | None = None
+    ) -> None:
+        """``scorer``: how the answerer ranks sentences (default: the weighted scorer of
+        ``settings.answer.scoring``); the ceiling tool passes an oracle, a reranker would go here."""
         settings = settings or Settings()
         if embedder is not None:
             self.model = ResolvedModel(embedder.name, embedder.identity, models.packaged(embedder.name))
@@ -54,6 +59,7 @@ class Engine:
 
             threadpool_limits(limits=settings.retrieval.blas_threads, user_api="blas")  # process-wide, kept
         self.notices: list[str] = [self.model.notice] if self.model.notice else []
+        self.scorer: SentenceScorer = scorer if scorer is not None else WeightedScorer(settings.answer.scoring)
         self._embedder = embedder
         self._index: LoadedIndex | None = None
         self._retriever: Retriever | None = None
@@ -138,7 +144,7 @@ class Engine:
             rest = [p for p in passages if p.chunk.chunk_id != opening.passage.chunk.chunk_id]
             passages = [opening.passage, *(replace(p, rank=i + 2) for i, p in enumerate(rest))][: len(passages) or 1]
         retrieved = time.perf_counter()
-        answerer = Answerer(retriever.index, self.settings.answer)
+        answerer = Answerer(retriever.index, self.settings.answer, self.scorer)
         if opening is not None:
             text, citations = answerer.describe(opening.passage, opening.needle, opening.single)
             abstained = not citations

@@ -131,6 +131,33 @@ class RetrievalSettings(_Group):
     )
 
 
+class ScoringSettings(_Group):
+    """Weights of the default sentence scorer (scoring.WeightedScorer). Tuned on the dev split of
+    eval/gold.jsonl in earlier rounds; a sentence's score is the weighted sum of its signals."""
+
+    cosine: float = Field(0.5, description="Weight of the sentence's cosine similarity to the question.")
+    overlap: float = Field(
+        0.2, description="Weight of the share of the question's content words the sentence holds (numbers count "
+        "twice)."
+    )
+    rank: float = Field(
+        0.5, description="Weight of the prior of the sentence's passage rank: 1 / (1 + rank_decay (rank - 1))."
+    )
+    rank_decay: float = Field(0.6, ge=0, description="How fast the passage-rank prior falls with rank.")
+    novelty: float = Field(
+        0.2, description="Weight of the share of the sentence's words the question lacks: restating the question "
+        "answers nothing."
+    )
+    intent_bonus: float = Field(
+        0.08, description="Bonus for a sentence holding the kind of thing asked for (a figure for 'how many', a date "
+        "for 'when', a name for 'who')."
+    )
+    title_penalty: float = Field(
+        0.1, description="Penalty for a sentence that is part of its section's heading: a caption names the topic, "
+        "the text under it answers."
+    )
+
+
 class KeywordSettings(_Group):
     """BM25's parameters. They shape the stored keyword index, so they are in the index recipe."""
 
@@ -146,17 +173,69 @@ class AnswerSettings(_Group):
     max_list_chars: int = Field(
         550, ge=80, description="Cap when the answer leads with a list (an intro ending ':' and its items)."
     )
+    max_passages: int = Field(5, ge=1, description="Retrieved passages whose sentences the answerer reads.")
+    candidate_pool: int = Field(40, ge=1, description="Best-scored sentences composition chooses from.")
+    max_quote_chars: int = Field(
+        700, ge=100, description="Longest single quote: sentences of one passage further apart are cited separately."
+    )
+    # dev split: key-fact recall 0.633 at 0.15, 0.661 at 0.3
+    coverage_bonus: float = Field(
+        0.3, ge=0, description="After the first pick, bonus per share of the question's words a sentence covers "
+        "that the answer does not yet: a two-part question gets a sentence for each part."
+    )
+    stop_ratio: float = Field(
+        0.8, ge=0, le=1, description="A further sentence must score at least this share of the best one."
+    )
+    min_room: int = Field(
+        80, ge=0, description="Characters left under max_chars below which no further sentence is added."
+    )
+    min_list_room: int = Field(
+        200, ge=80, description="Room a list or the first sentence always gets, whatever the answer holds already."
+    )
+    head_words: int = Field(
+        8, ge=1, description="Words shown of each item of a list too long to show whole (dev: 5 and 12 no better)."
+    )
+    clause_length_bias: float = Field(
+        0.002, ge=0, description="When a long sentence is cut to its clauses, preference for the longer of two runs "
+        "that hold as many of the question's words."
+    )
+    # A sentence holding the kind of thing asked for ("how many" -> a figure) may lead the answer when it
+    # scores within this share of the best sentence; tuned on dev, where answerable questions' figure
+    # sentences scored 0.92 and above, and unanswerable questions' stray figures 0.83 and below.
+    holding_ratio: float = Field(
+        0.85, ge=0, le=1, description="A sentence that gives the kind of thing asked for may lead the answer when it "
+        "scores at least this share of the best sentence; else the answerer abstains."
+    )
+    holding_pool: int = Field(10, ge=1, description="Best-scored sentences searched for one that gives what is asked.")
+    # dev: 0.2 caught two more unanswerable questions; 0.3 and 0.4 refused answerable ones
+    topic_overlap: float = Field(
+        0.2, ge=0, le=1, description="Share of the question's content words a sentence giving what is asked must "
+        "hold, or its figure or name is about something else."
+    )
+    # dev: 0.6 and 0.7 equal, 0.8 too strict
+    second_part_ratio: float = Field(
+        0.7, ge=0, le=1, description="A question's second part ('...and how many?') gets the best sentence answering "
+        "it when that scores at least this share of the best sentence."
+    )
+    support_cosine: float = Field(0.5, ge=0, description="Weight of the best sentence's cosine in the support score.")
+    support_overlap: float = Field(
+        0.3, ge=0, description="Weight of the best sentence's question-word share in the support score."
+    )
+    support_dense: float = Field(
+        0.2, ge=0, description="Weight of the top passage's dense similarity in the support score."
+    )
     # Calibrated for the default encoder (EmbeddingGemma) on the tuning set (eval/gold.jsonl, 175
     # questions): off-topic questions score 0.04-0.23, the weakest answerable one 0.31, so the threshold
     # sits between. On-topic questions the report does not answer score like answerable ones
     # (0.35-0.75), so this catches off-topic questions only; on-topic ones are caught by the
-    # answerer's checks for names and for the kind of answer asked (answering.py, eval/README.md).
+    # answerer's checks for names and for the kind of answer asked (abstention.py, eval/README.md).
     # Other encoders score in other bands: their values are in models.PACKAGED[...].tuned.
     abstain_threshold: float = Field(
         0.27,
         description="Abstain when the support of the best sentence (cosine, word overlap, top passage "
         "similarity) is below this. Calibrated per encoder.",
     )
+    scoring: ScoringSettings = Field(default_factory=ScoringSettings)
 
 
 class Settings(BaseSettings):
