@@ -31,6 +31,19 @@ def test_retrieval_summary() -> None:
     assert s["hit@4000chars"] == 0.5
 
 
+def test_answer_precision_counts_the_sentences_that_carry_the_answer() -> None:
+    evidence = ["The ferry carried 412 passengers to the northern islands in 2019."]
+    answer = ("The ferry carried 412 passengers to the northern islands in 2019. [1] "
+              "The harbour was repainted. [2] Tickets cost 9 crowns. [2]")
+    # the first sentence quotes the evidence, the third holds a key fact, the second neither
+    assert m.answer_precision(answer, ["9 crowns"], evidence) == 2 / 3
+    assert m.answer_sentences(answer)[1] == "The harbour was repainted."
+    assert m.answer_precision("", ["9 crowns"], evidence) is None
+    assert m.answer_precision("Nothing here matches at all. [1]", ["9 crowns"], evidence) == 0.0
+    # a list shown as one sentence is one sentence, whatever its items say
+    assert m.answer_sentences("Three ports: Alder; Birch; Cedar. [1]") == ["Three ports: Alder; Birch; Cedar."]
+
+
 def test_key_fact_recall_and_citation_precision() -> None:
     assert m.key_fact_recall("In 2021, 936 people attended.", ["936", "50 countries"]) == 0.5
     evidence = ["in which 936 people, from 50 countries, 18 agencies from the United Nations system"]
@@ -114,4 +127,4 @@ def test_changes_between_runs_are_listed_by_question() -> None:
     assert found["c"]["key_fact_recall"] == (None, None)  # meaningless for it: not shown
     table = markdown_changes(list(found.values()), "run.json")
     assert table.startswith("3 questions changed since run.json: 2 better, 1 worse, 0 mixed.")
-    assert "| a | factoid | better | 3 → 1 | 0.50 → 1.00 | 0.50 → 1.00 | no |" in table
+    assert "| a | factoid | better | 3 → 1 | 0.50 → 1.00 | – | 0.50 → 1.00 | no |" in table

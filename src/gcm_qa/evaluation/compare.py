@@ -9,17 +9,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-FIELDS = ("rank", "key_fact_recall", "citation_precision", "abstained")
+FIELDS = ("rank", "key_fact_recall", "answer_precision", "citation_precision", "abstained")
 
 
 def _score(row: dict[str, Any]) -> tuple[float, ...]:
     """Higher is better: retrieval (reciprocal rank), key facts, citations, the right abstention."""
     if not row["answerable"]:  # only refusing counts: key facts and citations mean nothing here
-        return 0.0, 0.0, 0.0, float(row["abstained"])
+        return 0.0, 0.0, 0.0, 0.0, float(row["abstained"])
     rank = row.get("rank")
     return (
         1 / rank if rank else 0.0,
         float(row.get("key_fact_recall") or 0.0),
+        float(row.get("answer_precision") or 0.0),
         float(row.get("citation_precision") or 0.0),
         float(row["abstained"] != row["answerable"]),
     )
@@ -62,7 +63,8 @@ def markdown_changes(changed: Sequence[dict[str, Any]], against: str) -> str:
     counts = {v: sum(c["verdict"] == v for c in changed) for v in ("better", "worse", "mixed")}
     lines = [f"{len(changed)} questions changed since {against}: {counts['better']} better, "
              f"{counts['worse']} worse, {counts['mixed']} mixed.", "",
-             "| id | type | verdict | rank | key facts | citation precision | abstained |", "|---" * 7 + "|"]
+             "| id | type | verdict | rank | key facts | answer precision | citation precision | abstained |",
+             "|---" * 8 + "|"]
     for c in changed:
         lines.append(f"| {c['id']} | {c['type']} | {c['verdict']} | " + " | ".join(_pair(c[f]) for f in FIELDS) + " |")
     return "\n".join(lines)

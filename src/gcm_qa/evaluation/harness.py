@@ -41,6 +41,8 @@ def score_answer(q: GoldQuestion, a: Answer) -> dict[str, Any]:
         abstained=a.abstained,
         key_fact_recall=m.key_fact_recall(a.answer, q.key_facts) if not a.abstained else 0.0,
         citation_precision=m.citation_precision(quotes, q.evidence) if q.answerable else None,
+        answer_precision=(m.answer_precision(a.answer, q.key_facts, q.evidence)
+                          if q.answerable and not a.abstained else None),
         answer_chars=len(a.answer),
         latency_ms=a.timings_ms["total"],
     )
@@ -81,11 +83,13 @@ def summarise_answers(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         answerable = [r for r in sub if r["answerable"]]
         unanswerable = [r for r in sub if not r["answerable"]]
         precisions = [r["citation_precision"] for r in answerable if r["citation_precision"] is not None]
+        answered = [r["answer_precision"] for r in answerable if r.get("answer_precision") is not None]
         lengths = [r["answer_chars"] for r in answerable if not r["abstained"]]
         out = {
             "n": len(sub),
             "key_fact_recall": m.mean([r["key_fact_recall"] for r in answerable]) if answerable else None,
             "citation_precision": m.mean(precisions) if precisions else None,
+            "answer_precision": m.mean(answered) if answered else None,
             "median_answer_chars": m.median_or_zero(lengths),
             "false_abstention_rate": m.mean([float(r["abstained"]) for r in answerable]) if answerable else None,
             "abstention_rate_unanswerable": (
@@ -179,8 +183,8 @@ def check_thresholds(result: dict[str, Any], path: Path) -> list[str]:
 # ---- reports ----------------------------------------------------------------------------------
 
 RET_COLS = ["hit@1", "hit@3", "hit@5", "hit@10", "mrr@10", "hit@4000chars"]
-ANS_COLS = ["key_fact_recall", "citation_precision", "median_answer_chars", "false_abstention_rate",
-            "abstention_rate_unanswerable", "latency_p50_ms", "latency_p95_ms"]
+ANS_COLS = ["key_fact_recall", "answer_precision", "citation_precision", "median_answer_chars",
+            "false_abstention_rate", "abstention_rate_unanswerable", "latency_p50_ms", "latency_p95_ms"]
 
 
 def _fmt(v: Any) -> str:

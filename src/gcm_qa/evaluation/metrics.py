@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Sequence
 from difflib import SequenceMatcher
 from statistics import median
@@ -65,6 +66,33 @@ def citation_precision(quotes: Sequence[str], evidence: Sequence[str]) -> float 
     if not quotes:
         return None
     return sum(any(quotes_overlap(q, e) for e in evidence) for q in quotes) / len(quotes)
+
+
+_MARKER = re.compile(r"\s*\[\d+\]\s*")
+# a sentence ends at a full stop, question or exclamation mark or ellipsis before a capital; a list
+# shown as "Intro: a; b; c." is one sentence
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+(?=[\"“(¿¡A-ZÁÉÍÓÚÑ])")
+
+
+def answer_sentences(answer: str) -> list[str]:
+    """The sentences an answer shows, without their citation markers ("A. [1] B. C. [2]" holds three)."""
+    return [s.strip() for piece in _MARKER.split(answer) for s in _SENTENCE_END.split(piece) if s.strip()]
+
+
+def answer_precision(answer: str, key_facts: Sequence[str], evidence: Sequence[str]) -> float | None:
+    """Share of the answer's sentences that carry gold evidence (overlapping an evidence quote) or a
+    key fact: what key-fact recall cannot see, an answer padded with sentences that answer nothing.
+    None for an empty answer."""
+    sentences = answer_sentences(answer)
+    if not sentences:
+        return None
+    facts = [norm(k) for k in key_facts]
+
+    def carries(sentence: str) -> bool:
+        text = norm(sentence)
+        return any(k and k in text for k in facts) or any(quotes_overlap(sentence, e) for e in evidence)
+
+    return sum(carries(s) for s in sentences) / len(sentences)
 
 
 def percentile(values: Sequence[float], p: float) -> float:
