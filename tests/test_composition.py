@@ -98,3 +98,36 @@ def test_a_bullet_quoted_alone_loses_its_bullet(make_engine, tmp_path: Path) -> 
     answer = engine.ask("Who leads the Standing Forum of Migrants and Refugees in Ruritania?")
     assert answer.answer.startswith("In Ruritania, there is a Standing Forum of Migrants and Refugees")
     assert answer.citations[0].quote.lstrip().startswith("- In Ruritania")  # the quote stays exact
+
+
+# ---- rules on single sentences: no index needed ------------------------------------------------
+
+from gcm_qa.composition import trim_to_clauses  # noqa: E402
+from gcm_qa.intent import has_count  # noqa: E402
+from gcm_qa.keyword import tokenize  # noqa: E402
+from gcm_qa.lists import numbered_by_position  # noqa: E402
+from gcm_qa.quotes import unnumbered  # noqa: E402
+from gcm_qa.sentences import split_sentences  # noqa: E402
+
+LONG = ("The Ruritanian harbour festival, which the port authority has organised every summer since the old "
+        "customs house was restored, drew 4,200 visitors from 12 provinces, and the organisers of the Ruritanian "
+        "harbour festival described the harbour festival programme in a leaflet for the harbour festival visitors.")
+
+
+def test_a_cut_keeps_the_figure_a_how_many_question_asks_for() -> None:
+    question = set(tokenize("How many visitors did the Ruritanian harbour festival draw?"))
+    bare, _ = trim_to_clauses(LONG, question, 120)
+    assert not has_count(bare)  # richest in the question's words, the cut alone loses the figure
+    kept, at = trim_to_clauses(LONG, question, 120, keeps=[has_count])
+    assert "4,200 visitors" in kept and LONG[at : at + len(kept)] == kept
+
+
+def test_a_number_that_counts_paragraphs_is_not_quoted_but_a_number_that_names_one_is() -> None:
+    counted = split_sentences("Four sources were used:\n1. Reports from ports.\n2. Interviews with captains.\n"
+                              "3. Statements at the harbour meeting, where 80 people spoke.")
+    assert numbered_by_position(counted[-1], counted)
+    assert counted[-1].text[unnumbered(counted[-1].text):].startswith("Statements at the harbour meeting")
+    named = split_sentences("The plan serves these goals:\n- 2. Cheaper ferries.\n- 7. Safer piers.\n- 13. Open ports.")
+    assert not any(numbered_by_position(s, named) for s in named)
+    alone = split_sentences("12. Dredge the northern channel before the storms.")
+    assert not numbered_by_position(alone[0], alone)

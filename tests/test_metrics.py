@@ -42,6 +42,7 @@ def test_answer_precision_counts_the_sentences_that_carry_the_answer() -> None:
     assert m.answer_precision("Nothing here matches at all. [1]", ["9 crowns"], evidence) == 0.0
     # a list shown as one sentence is one sentence, whatever its items say
     assert m.answer_sentences("Three ports: Alder; Birch; Cedar. [1]") == ["Three ports: Alder; Birch; Cedar."]
+    assert m.answer_sentences("12. Build ports. 13. Dredge rivers. [1]") == ["12. Build ports.", "13. Dredge rivers."]
 
 
 def test_key_fact_recall_and_citation_precision() -> None:

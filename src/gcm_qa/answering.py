@@ -150,7 +150,7 @@ class Answerer:
             missing = unsupported_terms(check_terms, used)
             if missing:
                 return f"{NO_ANSWER} None of the passages found mentions {', '.join(missing)}.", [], True
-        draft = self._draft(question, ranked, used, every)
+        draft = self._draft(question, intent, ranked, used, every)
         ranked, draft, refusal = self._give_what_is_asked(question, intent, topic, ranked, draft, used, every)
         if refusal:
             return f"{NO_ANSWER} {refusal}", [], True
@@ -163,9 +163,10 @@ class Answerer:
         return text, citations, False
 
     def _draft(
-        self, question: str, ranked: Sequence[Scored], used: list[Passage], every: Sequence[Sentence]
+        self, question: str, intent: Intent, ranked: Sequence[Scored], used: list[Passage], every: Sequence[Sentence]
     ) -> list[Pick]:
-        return select(question, ranked, used, self.settings, every, self.list_continuation)
+        keeps = [a.holds for a in intent.asks if a.holds is not None]  # what no cut may remove
+        return select(question, ranked, used, self.settings, every, self.list_continuation, keeps)
 
     def _give_what_is_asked(
         self, question: str, intent: Intent, topic: str, ranked: list[Scored], draft: list[Pick],
@@ -191,7 +192,7 @@ class Answerer:
             lead = holding[0]
             ranked = [Scored(lead.sentence, ranked[0].score, lead.cosine, lead.overlap),
                       *(r for r in ranked if r is not lead)]
-            draft = self._draft(question, ranked, used, every)
+            draft = self._draft(question, intent, ranked, used, every)
         for other in intent.asks[1:]:
             if other.holds is None or other.holds(" ".join(p.text for p in draft)):
                 continue
@@ -200,5 +201,5 @@ class Answerer:
             if second is not None:
                 ranked = [ranked[0], Scored(second.sentence, ranked[0].score, second.cosine, second.overlap),
                           *(r for r in ranked[1:] if r is not second)]
-                draft = self._draft(question, ranked, used, every)
+                draft = self._draft(question, intent, ranked, used, every)
         return ranked, draft, ""

@@ -12,12 +12,12 @@ numbers and names exactly as the source prints them. :func:`select` decides what
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from gcm_qa.keyword import tokenize
-from gcm_qa.lists import Continuation, is_intro, list_intro, list_items, with_items
-from gcm_qa.quotes import BULLET, NOTE_MARK, in_title, with_ellipsis
+from gcm_qa.lists import Continuation, is_intro, list_intro, list_items, numbered_by_position, with_items
+from gcm_qa.quotes import BULLET, NOTE_MARK, in_title, unnumbered, with_ellipsis
 from gcm_qa.scoring import Scored, overlap_score
 from gcm_qa.sentences import Sentence
 from gcm_qa.settings import AnswerSettings
@@ -38,15 +38,19 @@ class Pick:
 
 
 def trim_to_clauses(
-    sentence: str, question_tokens: set[str], max_chars: int, length_bias: float = 0.002
+    sentence: str, question_tokens: set[str], max_chars: int, length_bias: float = 0.002,
+    keeps: Sequence[Callable[[str], bool]] = (),
 ) -> tuple[str, int]:
     """The contiguous run of clauses, at most ``max_chars`` long, richest in question words.
 
+    A cut never removes the fact asked for: each test of ``keeps`` the sentence passes (it holds
+    the figure a "how many" question asks for), the run chosen passes too, if one that fits does.
     Returns the trimmed text (an exact substring, so it can be quoted) and its offset in the
     sentence. Short sentences come back whole.
     """
     if len(sentence) <= max_chars:
         return sentence, 0
+    held = [k for k in keeps if k(sentence)]
     cuts = [0] + [m.end() for m in _CLAUSE_BREAK.finditer(sentence)] + [len(sentence)]
     best = (-1.0, 0, 0)
     for i in range(len(cuts) - 1):
@@ -55,6 +59,8 @@ def trim_to_clauses(
                 break
             piece = sentence[cuts[i] : cuts[j]]
             score = overlap_score(question_tokens, piece) + length_bias * len(piece) / max_chars
+            if not all(k(piece) for k in held):
+                score -= 2.0  # below any run that keeps the fact
             if score > best[0]:
                 best = (score, cuts[i], cuts[j])
     _, a, b = best
@@ -72,9 +78,11 @@ def select(
     settings: AnswerSettings,
     in_order: Sequence[Sentence] = (),
     continuation: Continuation | None = None,
+    keeps: Sequence[Callable[[str], bool]] = (),
 ) -> list[Pick]:
     """The parts of the answer, in order (see the module's docstring). ``in_order``: every
-    sentence of the passages in reading order, for finding a list's intro and items."""
+    sentence of the passages in reading order, for finding a list's intro and items; ``keeps``:
+    tests of whether a text holds what the question asks for, which no cut may remove."""
     q_tokens = set(tokenize(question))
     chosen: list[Pick] = []
     used_chars = 0
@@ -140,7 +148,9 @@ def select(
             continue
         cap = max(budget, settings.min_list_room) if not chosen else budget
         sentence = item.sentence.text
-        piece, _ = trim_to_clauses(sentence, q_tokens, cap, settings.clause_length_bias)
+        if numbered_by_position(item.sentence, in_order):
+            sentence = sentence[unnumbered(sentence):]  # "4. " says where a paragraph sits: not quoted
+        piece, _ = trim_to_clauses(sentence, q_tokens, cap, settings.clause_length_bias, keeps)
         quote = piece
         text = piece if piece == sentence else with_ellipsis(sentence, piece)
         text = NOTE_MARK.sub("", BULLET.sub("", text))  # a bullet item quoted alone reads as a sentence

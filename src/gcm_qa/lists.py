@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from itertools import pairwise
 
 from gcm_qa.quotes import head
 from gcm_qa.sentences import Sentence
@@ -26,6 +27,28 @@ def is_item(sentence: Sentence) -> bool:
 
 def is_intro(sentence: Sentence) -> bool:
     return sentence.text.rstrip().endswith(":")
+
+
+_NUMBERED = re.compile(r"^(?:- )?\(?(\d{1,3})[.)]\s")
+
+
+def numbered_by_position(item: Sentence, siblings: Sequence[Sentence]) -> bool:
+    """Whether an item's number only says where it sits ("1. … 2. … 3. …"), so a quote may drop it,
+    rather than name it: a list of objectives numbered 2, 7, 8, 12, 13, 23 prints their own numbers,
+    which an answer keeps. Judged by the run of numbered items around it in its passage: counting
+    on by one from item to item, at least two of them. A number seen alone is kept."""
+    if not _NUMBERED.match(item.text):
+        return False
+    run: list[int] = []
+    for s in (x for x in siblings if x.passage == item.passage):
+        m = _NUMBERED.match(s.text)
+        if m:
+            run.append(int(m.group(1)))
+        elif s.start > item.start:
+            break
+        elif not is_item(s):
+            run = []  # prose ends the run before the item
+    return len(run) >= 2 and all(b == a + 1 for a, b in pairwise(run))
 
 
 def list_items(intro: Sentence, siblings: Sequence[Sentence]) -> list[Sentence]:

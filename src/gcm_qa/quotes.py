@@ -2,9 +2,10 @@
 
 A user cites what the answer quotes, so a quote is always an exact span of its passage; what the
 answer shows may drop the marks that are layout rather than text: a bullet, the cleaner's "[Note 5]"
-label, a paragraph's or item's number ("4. Statements at the meeting…" is quoted from
-"Statements"). Headings, captions and source lines are never quoted as answers: they name a topic
-without saying anything about it.
+label, and a number that only says where a paragraph sits in a list counted 1, 2, 3 ("4.
+Statements at the meeting…" is quoted from "Statements"; see lists.numbered_by_position).
+Headings, captions and source lines are never quoted as answers: they name a topic without saying
+anything about it.
 """
 
 from __future__ import annotations
@@ -12,14 +13,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from gcm_qa.structure import SOURCE_LINE
+
 BULLET = re.compile(r"^(?:[-◇•▪►]\s+)+")
 NOTE_MARK = re.compile(r"^\[Note \d+\]\s*")
 # An item's or paragraph's number at the start of a line: "4. ", "(b) ", "12) ", "- 3. "
 ENUMERATOR = re.compile(r"^(?:[-◇•▪►]\s+)*\(?(?:\d{1,3}|[a-z])[.)]\s+(?=\S)")
 _LABEL_ONLY = re.compile(r"^(?:Text\s?box|Box|Table|Graph|Figure|Annex|Recuadro|Cuadro|Gráfico|Anexo)\s+\d+\.?$", re.I)
-# a caption or source line: "International emigrants from the region, by sex, according to
-# destination, 2020" or "Colombian Migration Office, 2021" (no sentence ends that way)
-SOURCE_LINE = re.compile(r"^(?:Source|Sources|Fuente|Fuentes)\s*:|^[A-ZÁÉÍÓÚ][^.:;|]{2,160},\s*(?:19|20)\d{2}\.?$")
 # a reference standing as a sentence of its own: "(IDB, 2021:9)." or "(UNDESA, 2019)."
 _REFERENCE_ONLY = re.compile(r"^\(?[A-Z][^()]{1,60},\s*(?:19|20)\d{2}[a-z]?(?::\s*[\d\-–, ]+)?\)?\.?$")
 _CAPTION = re.compile(r"^(?:Graph|Gráfico|Figure)\s+\d", re.I)
@@ -56,11 +56,6 @@ def unnumbered(text: str) -> int:
     no full stop or bracket after it, so it stays."""
     m = ENUMERATOR.match(text)
     return m.end() if m else 0
-
-
-def shown(text: str) -> str:
-    """A quoted sentence as the answer shows it: without a bullet, a note label or a number."""
-    return NOTE_MARK.sub("", BULLET.sub("", text[unnumbered(text):]))
 
 
 def head(item: str, words: int) -> str:

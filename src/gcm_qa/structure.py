@@ -36,7 +36,8 @@ TOP_TITLES = frozenset({
 BOX_LEVEL = 10
 # A text box closes with its source: "Source: https://...", "FOPREL, 2020", "Colombian Migration
 # Office, 2021". Text after that line is the section's own again, not the box's.
-_BOX_END = re.compile(r"^(?:Source|Sources|Fuente|Fuentes)\s*:|^[A-ZÁÉÍÓÚ][^.:;]{2,120},\s*(?:19|20)\d{2}\.?$")
+# (The answerer does not quote such a line either: it names where a figure comes from, not what it says.)
+SOURCE_LINE = re.compile(r"^(?:Source|Sources|Fuente|Fuentes)\s*:|^[A-ZÁÉÍÓÚ][^.:;|]{2,160},\s*(?:19|20)\d{2}\.?$")
 QUESTION_LEVEL = 20
 MAX_TITLE = 160
 
@@ -187,7 +188,7 @@ def layout(paragraphs: Sequence[Paragraph], profile: Profile = EMPTY) -> Layout:
         offset += len(p.text)
         spans.append((start, offset, p.page, p.kind))
         offset += 2  # the "\n\n" that joins paragraphs
-        if stack and stack[-1].level == BOX_LEVEL and _BOX.match(stack[-1].title) and _BOX_END.match(p.text):
+        if stack and stack[-1].level == BOX_LEVEL and _BOX.match(stack[-1].title) and SOURCE_LINE.match(p.text):
             sections.append(Section(current_path, current_start, offset - 2))
             stack.pop()
             current_path = tuple(h.title for h in stack)

@@ -71,12 +71,21 @@ def citation_precision(quotes: Sequence[str], evidence: Sequence[str]) -> float 
 _MARKER = re.compile(r"\s*\[\d+\]\s*")
 # a sentence ends at a full stop, question or exclamation mark or ellipsis before a capital; a list
 # shown as "Intro: a; b; c." is one sentence
-_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+(?=[\"“(¿¡A-ZÁÉÍÓÚÑ])")
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+(?=[\"“(¿¡A-ZÁÉÍÓÚÑ0-9])")
 
 
 def answer_sentences(answer: str) -> list[str]:
     """The sentences an answer shows, without their citation markers ("A. [1] B. C. [2]" holds three)."""
-    return [s.strip() for piece in _MARKER.split(answer) for s in _SENTENCE_END.split(piece) if s.strip()]
+    out: list[str] = []
+    for piece in _MARKER.split(answer):
+        pending = ""  # "13." split off its item belongs to it
+        for s in _SENTENCE_END.split(piece):
+            if not re.search(r"[^\W\d_]", s):
+                pending = f"{pending}{s.strip()} "
+            elif s.strip():
+                out.append(f"{pending}{s.strip()}")
+                pending = ""
+    return out
 
 
 def answer_precision(answer: str, key_facts: Sequence[str], evidence: Sequence[str]) -> float | None:
