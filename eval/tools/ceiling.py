@@ -129,7 +129,8 @@ def main() -> None:
     shipped = run(engine, questions)
     oracle = Oracle(WeightedScorer(engine.settings.answer.scoring))
     ceiling = run(Engine(engine.settings, engine.embedder, scorer=oracle), questions, oracle)
-    keys = ["key_fact_recall", "citation_precision", "median_answer_chars", "false_abstention_rate"]
+    keys = ["key_fact_recall", "answer_precision", "citation_precision", "median_answer_chars",
+            "false_abstention_rate"]
     before, after = harness.summarise_answers(shipped)["overall"], harness.summarise_answers(ceiling)["overall"]
     print(f"{args.split}: {len(questions)} answerable questions\n")
     print("| metric | shipped | oracle sentence scorer |\n|---|---|---|")
