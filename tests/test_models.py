@@ -79,3 +79,16 @@ def test_models_list_names_each_model_its_licence_and_state(capsys, tmp_path: Pa
 def test_installing_a_model_that_comes_with_a_package_says_which(capsys, tmp_path: Path) -> None:
     assert main(["models", "install", "all-MiniLM-L6-v2", "--cache-dir", str(tmp_path)]) == 0
     assert "installed at" in capsys.readouterr().out
+
+
+def test_an_encoders_tuned_values_fill_only_what_the_user_left_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gcm_qa.settings import Settings, with_tuned
+
+    tuned = {"answer": {"abstain_threshold": 0.31, "scoring": {"cosine": 0.5, "overlap": 0.2}}}
+    plain = with_tuned(Settings(), tuned)
+    assert plain.answer.abstain_threshold == 0.31
+    assert (plain.answer.scoring.cosine, plain.answer.scoring.overlap) == (0.5, 0.2)
+    monkeypatch.setenv("GCM_QA_ANSWER__SCORING__COSINE", "0.7")
+    chosen = with_tuned(Settings(), tuned)
+    assert (chosen.answer.scoring.cosine, chosen.answer.scoring.overlap) == (0.7, 0.2)  # the user's value wins
+    assert with_tuned(Settings(), {}) == Settings()

