@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from gcm_qa import corpus as corpus_module
 from gcm_qa import index_store
 from gcm_qa.engine import Engine
 from gcm_qa.query import prepare
@@ -257,12 +258,45 @@ def test_manifest_metadata_reaches_every_chunk_and_can_change_without_reembeddin
     assert {c.author for c in doc_chunks(engine, "ar-2021")} == {"Argentine Republic"}
 
 
-def test_malformed_manifest_is_an_error(make_engine, tmp_path: Path) -> None:
+def test_a_manifest_entry_that_breaks_the_schema_is_skipped_and_named(make_engine, tmp_path: Path) -> None:
     engine = make_engine()
     write_docs(tmp_path / "corpus", DOCS)
-    (tmp_path / "corpus" / "manifest.toml").write_text('[[document]]\nfile = "x.txt"\nkind = "memo"\n')
-    with pytest.raises(ValueError, match="kind must be one of"):
+    name = sorted(DOCS)[0]
+    (tmp_path / "corpus" / "manifest.toml").write_text(
+        f'[[document]]\nfile = "{name}"\ntitle = 42\n\n[[document]]\nfile = "x.txt"\nkind = "memo"\n')
+    report = engine.build()
+    assert report.documents == len(DOCS)  # every document indexed, the bad entries' with inferred metadata
+    problems = [e for e in report.errors if "manifest.toml" in e]
+    assert len(problems) == 2
+    assert f"({name}): 'title': Input should be a valid string (entry skipped)" in problems[0]
+    assert "(x.txt): 'kind'" in problems[1]
+    assert all(isinstance(c.title, str) for c in engine.index.chunks)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("[[document]\nfile = 'x'", "not valid TOML"),
+        ("[document]\nfile = 'x.txt'\n", "'document' must be a list"),
+        (b"[[document]]\nfile = '\xff.txt'\n", "not UTF-8"),
+    ],
+)
+def test_an_unreadable_manifest_is_named_and_the_last_index_keeps_answering(
+    make_engine, tmp_path: Path, text: str | bytes, reason: str
+) -> None:
+    engine = make_engine()
+    write_docs(tmp_path / "corpus", DOCS)
+    engine.build()
+    manifest = tmp_path / "corpus" / "manifest.toml"
+    manifest.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(ValueError, match=reason) as caught:
         engine.build()
+    assert "manifest.toml" in str(caught.value)
+    fresh = make_engine()  # a new process: the corpus changed, the refresh fails, the old index answers
+    (tmp_path / "corpus" / sorted(DOCS)[0]).write_text("Changed text about harbours and ferries.\n")
+    assert fresh.ensure_index() is None
+    assert any(reason in n and "answering from the last index built" in n for n in fresh.notices)
+    assert fresh.ask("What do the reports say?").passages
 
 
 # --- bad files -----------------------------------------------------------------------------------
@@ -351,6 +385,107 @@ def test_add_rejects_a_bad_file_without_copying_it(make_engine, tmp_path: Path) 
     manifest = (tmp_path / "corpus" / "manifest.toml").read_text(encoding="utf-8")
     assert 'file = "informe-chile.txt"' in manifest and "broken.pdf" not in manifest
     assert doc_chunks(engine, "informe-chile")
+
+
+def test_a_name_already_taken_keeps_both_documents_unless_replace_is_asked(make_engine, tmp_path: Path) -> None:
+    engine = make_engine()
+    corpus = tmp_path / "corpus"
+    write_docs(corpus, DOCS)
+    engine.build()
+    taken = sorted(DOCS)[0]
+    incoming = tmp_path / "uploads"
+    incoming.mkdir()
+    (incoming / taken).write_text("A short note about ferries in the south.\n", encoding="utf-8")
+    result = engine.add([incoming / taken])
+    given = taken.replace(".txt", " (2).txt")
+    assert result.renamed == [(taken, given)] and result.added == [given]
+    assert (corpus / taken).read_text(encoding="utf-8") == DOCS[taken]  # the earlier document is kept
+    assert {c.doc_id for c in engine.index.chunks} >= {Path(taken).stem, Path(given).stem.replace(" (2)", "-2")}
+    again = engine.add([incoming / taken])  # the same bytes again, under whatever name: already there
+    assert again.unchanged == [given] and not again.added
+    (incoming / taken).write_text("A second note about ferries and piers.\n", encoding="utf-8")
+    replaced = engine.add([incoming / taken], replace_existing=True)
+    assert replaced.replaced == [taken]
+    assert (corpus / taken).read_text(encoding="utf-8").startswith("A second note")
+    assert not list(corpus.glob(".*.previous")) and not (corpus / ".add-journal.json").exists()
+
+
+def test_an_identical_file_is_not_added_twice(make_engine, tmp_path: Path) -> None:
+    engine = make_engine()
+    corpus = tmp_path / "corpus"
+    write_docs(corpus, DOCS)
+    engine.build()
+    name = sorted(DOCS)[0]
+    incoming = tmp_path / "uploads"
+    incoming.mkdir()
+    shutil.copy(corpus / name, incoming / name)
+    result = engine.add([incoming / name])
+    assert result.unchanged == [name] and not result.added and result.report is None
+
+
+def test_unsafe_and_overlong_names_are_made_safe_and_a_leading_dot_is_no_reason_to_skip(
+    make_engine, tmp_path: Path
+) -> None:
+    engine = make_engine()
+    corpus = tmp_path / "corpus"
+    write_docs(corpus, DOCS)
+    (corpus / ".notas.txt").write_text("Notas sobre el puerto de Valparaíso y sus ferris.\n", encoding="utf-8")
+    engine.build()
+    assert any(c.text.startswith("Notas sobre el puerto") for c in engine.index.chunks)  # indexed, not hidden
+    incoming = tmp_path / "uploads"
+    incoming.mkdir()
+    long_name = "Informe " + "muy " * 56 + "largo: Mexico?.TXT"  # 250 characters, under 255 bytes
+    (incoming / long_name).write_text(NEW_DOC[1], encoding="utf-8")
+    result = engine.add([incoming / long_name])
+    (added,) = result.added
+    assert len(added) <= corpus_module.MAX_NAME_CHARS and added.endswith(".txt") and ":" not in added
+    assert (corpus / added).exists() and not result.errors
+
+
+def test_safe_name_keeps_the_extension_and_drops_folders_and_marks() -> None:
+    assert corpus_module.safe_name("Informe  final: México 2021!.PDF") == "Informe final- México 2021.pdf"
+    assert corpus_module.safe_name("../../etc/passwd") == "passwd"
+    assert corpus_module.safe_name(".oculto.docx") == "oculto.docx"
+    assert corpus_module.safe_name("\x00\x1b.txt") == "document.txt"
+    assert len(corpus_module.safe_name("a" * 300 + ".md")) == corpus_module.MAX_NAME_CHARS
+
+
+def test_an_add_killed_midway_is_undone_by_the_next_engine(make_engine, tmp_path: Path) -> None:
+    engine = make_engine()
+    corpus = tmp_path / "corpus"
+    write_docs(corpus, DOCS)
+    engine.build()
+    manifest_before = (corpus / "manifest.toml").read_bytes() if (corpus / "manifest.toml").exists() else None
+    victim = sorted(DOCS)[0]
+    # what a killed add leaves: its journal, a new file, a replaced file and an updated manifest
+    corpus_module.begin_add(corpus, [NEW_DOC[0]], [victim])
+    (corpus / NEW_DOC[0]).write_text(NEW_DOC[1], encoding="utf-8")
+    (corpus / victim).write_text("garbage\n", encoding="utf-8")
+    (corpus / "manifest.toml").write_text('[[document]]\nfile = "informe-chile.txt"\n', encoding="utf-8")
+    fresh = make_engine()
+    assert any("interrupted add was undone" in n for n in fresh.notices)
+    assert not (corpus / NEW_DOC[0]).exists()
+    assert (corpus / victim).read_text(encoding="utf-8") == DOCS[victim]
+    after = (corpus / "manifest.toml").read_bytes() if (corpus / "manifest.toml").exists() else None
+    assert after == manifest_before
+    assert not (corpus / ".add-journal.json").exists()
+
+
+def test_a_failed_add_leaves_the_corpus_as_it_was(make_engine, tmp_path: Path) -> None:
+    engine = make_engine()
+    corpus = tmp_path / "corpus"
+    write_docs(corpus, DOCS)
+    engine.build()
+    before = sorted(p.name for p in corpus.iterdir())
+    incoming = tmp_path / "uploads"
+    incoming.mkdir()
+    (incoming / NEW_DOC[0]).write_text(NEW_DOC[1], encoding="utf-8")
+
+    (tmp_path / "not-a-folder").write_text("")  # the build fails for real after the copy: no index folder
+    broken = make_engine(paths={"corpus_dir": corpus, "index_dir": tmp_path / "not-a-folder"})
+    with pytest.raises(OSError):
+        broken.add([incoming / NEW_DOC[0]])
+    assert sorted(p.name for p in corpus.iterdir()) == before
 
 
 def test_empty_corpus_and_missing_corpus(make_engine, tmp_path: Path) -> None:
@@ -448,6 +583,8 @@ def test_killed_build_leaves_the_previous_index_whole(make_engine, tmp_path: Pat
     assert embedded == report.embedded == len(extract)
     assert report.chunks == first.chunks + len(extract)
     assert not list((index_dir / "builds").glob(".tmp-*"))
-    assert not good_folder.exists()
-    assert [p.name for p in (index_dir / "builds").iterdir()] == [index_store.current_folder(index_dir).name]
+    # the build it replaced is kept, to fall back to should the new one be damaged
+    assert good_folder.exists() and (good_folder / index_store.GOOD_MARKER).exists()
+    assert {p.name for p in (index_dir / "builds").iterdir()} == {index_store.current_folder(index_dir).name,
+                                                                   good_folder.name}
     assert len(index_store.load_index(index_dir).chunks) == report.chunks

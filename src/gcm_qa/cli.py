@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("add", help="copy reports into the corpus and update the index")
     _settings_args(p)
     p.add_argument("files", nargs="+", type=Path, help="PDF, DOCX, Markdown or text files")
+    p.add_argument("--replace", action="store_true",
+                   help="replace a document of the same name (default: keep it and add the new file under a "
+                        "free name, 'name (2).pdf')")
 
     p = sub.add_parser("ask", help="answer a question with cited passages")
     _settings_args(p)
@@ -198,6 +201,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     if args.watch:
         from watchfiles import watch
 
+        from gcm_qa import corpus
         from gcm_qa.index_store import is_stale
 
         announced = False
@@ -214,7 +218,7 @@ def cmd_index(args: argparse.Namespace) -> int:
                 if not changes:
                     continue
                 names = sorted({Path(p).name for _, p in changes})
-                if all(n.startswith(".") or n.endswith((".tmp", ".part", ".previous")) for n in names):
+                if all(n == corpus.JOURNAL or n.endswith((".tmp", ".part", ".previous")) for n in names):
                     continue
                 print(f"Changed: {', '.join(names)}", flush=True)
                 run(False)
@@ -226,9 +230,14 @@ def cmd_index(args: argparse.Namespace) -> int:
 def cmd_add(args: argparse.Namespace) -> int:
     settings = make_settings(args)
     engine = make_engine(settings)
-    result = engine.add(args.files)
+    result = engine.add(args.files, replace_existing=args.replace)
     for error in result.errors:
         print(f"gcm-qa: rejected {error}", file=sys.stderr)
+    for name in result.unchanged:
+        print(f"{name} is already in the corpus, unchanged; nothing to add.")
+    for taken, given in result.renamed:
+        print(f"A document named {taken} is in the corpus already: kept it, and added this one as {given} "
+              "(use --replace to replace it).")
     if result.added:
         print(f"Added {len(result.added)} file(s): {', '.join(result.added)}")
     if result.replaced:

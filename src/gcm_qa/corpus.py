@@ -8,15 +8,18 @@ inferred from its name and content, so questionnaires can arrive before anyone c
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+import shutil
 import tomllib
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gcm_qa import stopwords
 from gcm_qa.loaders import SUPPORTED_SUFFIXES
@@ -105,28 +108,67 @@ def infer_meta(path: Path, text: str = "", title: str | None = None) -> DocMeta:
     )
 
 
-def read_manifest(corpus_dir: Path) -> dict[str, dict[str, Any]]:
-    """Entries keyed by file name. A malformed manifest is an error: silently ignoring it would
-    mislabel every document."""
+class ManifestError(ValueError):
+    """The manifest as a whole cannot be read (not TOML, not UTF-8, not a list of documents)."""
+
+
+class ManifestEntry(BaseModel):
+    """One ``[[document]]`` of the manifest. Strict: a title of 42 would be accepted by a loose
+    reader and then break every answer that cites the document."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    file: str = Field(min_length=1)
+    doc_id: str | None = None
+    title: str | None = None
+    kind: Literal[KINDS] | None = None  # type: ignore[valid-type]  # one list: types.KINDS
+    author: str | None = None
+    stakeholder: Literal[STAKEHOLDERS] | None = None  # type: ignore[valid-type]
+    language: str | None = None
+    year: int | None = None
+    source_url: str | None = None
+
+
+def read_manifest(corpus_dir: Path, problems: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Valid entries keyed by file name.
+
+    An entry that breaks the schema is left out, and a line naming the file, the entry and the field
+    goes to ``problems`` (its document is then indexed with inferred metadata, never mislabelled);
+    without a ``problems`` list, the first such line is raised. A manifest that is not readable TOML
+    raises :class:`ManifestError`, which names the file: silently ignoring it would mislabel every
+    document."""
     path = corpus_dir / MANIFEST
     if not path.exists():
         return {}
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{path}: not valid TOML ({exc})") from exc
+        raise ManifestError(f"{path}: not valid TOML ({exc})") from exc
+    documents = data.get("document", [])
+    if not isinstance(documents, list) or not all(isinstance(d, dict) for d in documents):
+        raise ManifestError(f"{path}: 'document' must be a list of [[document]] tables")
+    unknown = sorted(set(data) - {"document"})
+    found: list[str] = [f"{path}: unknown top-level keys {unknown} (ignored)"] if unknown else []
     entries: dict[str, dict[str, Any]] = {}
-    for i, entry in enumerate(data.get("document", [])):
-        if "file" not in entry:
-            raise ValueError(f"{path}: document entry {i + 1} has no 'file'")
-        unknown = set(entry) - set(DocMeta.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"{path}: entry for {entry['file']} has unknown fields {sorted(unknown)}")
-        if entry.get("kind", "questionnaire") not in KINDS:
-            raise ValueError(f"{path}: {entry['file']}: kind must be one of {KINDS}")
-        if entry.get("stakeholder", "other") not in STAKEHOLDERS:
-            raise ValueError(f"{path}: {entry['file']}: stakeholder must be one of {STAKEHOLDERS}")
-        entries[entry["file"]] = entry
+    for i, raw in enumerate(documents, 1):
+        try:
+            entry = ManifestEntry.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(x) for x in first["loc"]) or "entry"
+            name = raw.get("file") if isinstance(raw.get("file"), str) else f"entry {i}"
+            found.append(f"{path}: [[document]] {i} ({name}): '{field}': {first['msg']} (entry skipped)")
+            continue
+        if entry.file in entries:
+            found.append(f"{path}: [[document]] {i} ({entry.file}): listed twice (the first entry is kept)")
+            continue
+        entries[entry.file] = entry.model_dump(exclude_none=True)
+    if found and problems is None:
+        raise ManifestError(found[0])
+    if problems is not None:
+        problems.extend(found)
     return entries
 
 
@@ -150,10 +192,99 @@ def merge_meta(inferred: DocMeta, entry: dict[str, Any] | None) -> DocMeta:
 
 
 def list_files(corpus_dir: Path) -> list[Path]:
+    """The documents of the corpus: every file of a supported type, a name starting with "." too
+    (gcm-qa's own working files end in ``.part`` or ``.previous``, which no document does)."""
     if not corpus_dir.is_dir():
         return []
-    return sorted(
-        p
-        for p in corpus_dir.iterdir()
-        if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES and not p.name.startswith(".")
-    )
+    return sorted(p for p in corpus_dir.iterdir() if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
+
+
+MAX_NAME_CHARS = 100  # file systems allow 255 bytes; a name a person can read and type is far shorter
+_UNSAFE = re.compile(r"[^\w .,()&+'-]+")
+
+
+def safe_name(name: str) -> str:
+    """A file name for the corpus: no folders, control characters or shell-hostile marks, no
+    leading dot (which hides a file), at most ``MAX_NAME_CHARS`` characters, its extension kept.
+
+    'Informe  final: México 2021!.PDF' becomes 'Informe final- México 2021.pdf'."""
+    base = unicodedata.normalize("NFC", name.replace("\\", "/").rsplit("/", 1)[-1])
+    stem, dot, suffix = base.rpartition(".")
+    if not dot:
+        stem, suffix = base, ""
+    stem = " ".join(_UNSAFE.sub("-", stem).split()).strip(" .-") or "document"
+    suffix = re.sub(r"[^A-Za-z0-9]", "", suffix).lower()[:10]
+    room = MAX_NAME_CHARS - len(suffix) - 1
+    if len(stem) > room:
+        stem = stem[:room].rstrip(" .-")
+    return f"{stem}.{suffix}" if suffix else stem
+
+
+def free_name(corpus_dir: Path, name: str, taken: Iterable[str] = ()) -> str:
+    """``name``, or 'name (2).ext', 'name (3).ext'… when the corpus has a file of that name (or
+    ``taken`` holds it: names given earlier in the same add)."""
+    taken = set(taken)
+
+    def used(candidate: str) -> bool:
+        return candidate in taken or (corpus_dir / candidate).exists()
+
+    if not used(name):
+        return name
+    stem, suffix = Path(name).stem, Path(name).suffix
+    n = 2
+    while used(f"{stem} ({n}){suffix}"):
+        n += 1
+    return f"{stem} ({n}){suffix}"
+
+
+JOURNAL = ".add-journal.json"
+
+
+def begin_add(corpus_dir: Path, created: Iterable[str], replaced: Iterable[str]) -> None:
+    """Record, before an add touches the corpus, how to undo it: the files it creates, the files it
+    replaces (each saved beside it as '.<name>.previous') and the manifest as it was. A process killed
+    mid-add leaves this journal, and the next engine to open the corpus undoes the add."""
+    manifest = corpus_dir / MANIFEST
+    journal = {
+        "created": sorted(created),
+        "replaced": sorted(replaced),
+        "manifest": manifest.read_text(encoding="utf-8") if manifest.exists() else None,
+    }
+    for name in journal["replaced"]:
+        shutil.copyfile(corpus_dir / name, corpus_dir / f".{name}.previous")
+    tmp = corpus_dir / f"{JOURNAL}.part"
+    tmp.write_text(json.dumps(journal), encoding="utf-8")
+    tmp.replace(corpus_dir / JOURNAL)
+
+
+def end_add(corpus_dir: Path) -> None:
+    """The add is complete: forget how to undo it."""
+    journal = corpus_dir / JOURNAL
+    if journal.exists():
+        data = json.loads(journal.read_text(encoding="utf-8"))
+        journal.unlink()
+        for name in data["replaced"]:
+            (corpus_dir / f".{name}.previous").unlink(missing_ok=True)
+
+
+def undo_add(corpus_dir: Path) -> list[str]:
+    """Undo an add that did not complete (see ``begin_add``); the files it had brought, or []."""
+    journal = corpus_dir / JOURNAL
+    if not journal.exists():
+        return []
+    data = json.loads(journal.read_text(encoding="utf-8"))
+    for name in data["created"]:
+        (corpus_dir / name).unlink(missing_ok=True)
+    for name in data["replaced"]:
+        backup = corpus_dir / f".{name}.previous"
+        if backup.exists():
+            backup.replace(corpus_dir / name)
+    manifest = corpus_dir / MANIFEST
+    if data["manifest"] is None:
+        manifest.unlink(missing_ok=True)
+    else:
+        manifest.write_text(data["manifest"], encoding="utf-8")
+    for leftover in corpus_dir.glob(".*.part"):
+        leftover.unlink(missing_ok=True)
+    journal.unlink()
+    return [*data["created"], *data["replaced"]]

@@ -20,7 +20,7 @@ from gcm_qa.query import SearchQuery, areas_named, objective_sought, part_asked_
 from gcm_qa.retrieval import Filters, Retriever, refers_to
 from gcm_qa.scoring import SentenceScorer, WeightedScorer
 from gcm_qa.settings import Settings, with_tuned
-from gcm_qa.types import Answer, Passage, Reference
+from gcm_qa.types import Answer, DocMeta, Passage, Reference
 
 
 class QuestionError(ValueError):
@@ -32,10 +32,12 @@ MAX_QUESTION_CHARS = 2000
 
 @dataclass
 class AddResult:
-    added: list[str]
+    added: list[str]  # names in the corpus
     errors: list[str]
     report: BuildReport | None
-    replaced: list[str] = field(default_factory=list)  # files that were already in the corpus
+    replaced: list[str] = field(default_factory=list)  # names whose earlier version was replaced (replace=True)
+    renamed: list[tuple[str, str]] = field(default_factory=list)  # (name taken, name given): both kept
+    unchanged: list[str] = field(default_factory=list)  # names of corpus files identical to one given
 
 
 class Engine:
@@ -63,13 +65,18 @@ class Engine:
         self._embedder = embedder
         self._index: LoadedIndex | None = None
         self._retriever: Retriever | None = None
+        # Two locks, so that questions never wait behind indexing: the build lock serialises builds,
+        # the model lock only the model's first load. A build swaps in the new index when it is ready;
+        # questions meanwhile read the index loaded before it.
         self._lock = threading.RLock()
+        self._model_lock = threading.RLock()
         self._objective_titles: np.ndarray | None = None
         self._profile: profiles.Profile | None = None
+        self._recover(settings.paths.corpus_dir)
 
     @property
     def embedder(self) -> Embedder:
-        with self._lock:
+        with self._model_lock:
             if self._embedder is None:
                 self._embedder = load_embedder(self.settings.embedding, self.settings.paths.cache_dir, self.model)
             return self._embedder
@@ -92,15 +99,31 @@ class Engine:
             return report
 
     def ensure_index(self, progress: bool = False, echo: Callable[[str], None] = lambda _m: None) -> BuildReport | None:
-        """Build when the index is missing or stale (corpus or recipe changed); load it."""
-        with self._lock:
+        """Build when the index is missing or stale (corpus or recipe changed); load it.
+
+        While another thread builds, an engine that has an index returns at once and keeps answering
+        from it. When the refresh fails (a manifest that no longer parses, a full disk) and a built
+        index exists, that index is served and a one-line notice says why it may be out of date."""
+        if not self._lock.acquire(blocking=self._index is None):
+            return None  # a build is under way; the loaded index answers until it is swapped in
+        try:
             report = None
-            if index_store.is_stale(self.settings, self.model.identity):
-                report = index_store.build(self.settings, lambda: self.embedder, self.model.identity,
-                                           progress=progress, echo=echo)
+            try:
+                if index_store.is_stale(self.settings, self.model.identity):
+                    report = index_store.build(self.settings, lambda: self.embedder, self.model.identity,
+                                               progress=progress, echo=echo)
+            except (ValueError, OSError) as exc:
+                if index_store.current_folder(self.settings.paths.index_dir) is None:
+                    raise
+                notice = f"the index could not be refreshed ({exc}); answering from the last index built"
+                if notice not in self.notices:
+                    self.notices.append(notice)
+                echo(f"gcm-qa: {notice}")
             if report is not None or self._index is None:
                 self._load()
             return report
+        finally:
+            self._lock.release()
 
     @property
     def profile(self) -> profiles.Profile:
@@ -110,11 +133,13 @@ class Engine:
         return self._profile
 
     def _load(self) -> None:
-        self._index = index_store.load_index(self.settings.paths.index_dir)
-        documents = self._index.manifest["documents"]
-        self._profile = profiles.for_documents(self.settings.paths.corpus_dir,
-                                               [(doc_id, d["meta"]["kind"]) for doc_id, d in documents.items()])
-        self._retriever = Retriever(self._index, self.embedder, self.settings.retrieval)
+        index = index_store.load_index(self.settings.paths.index_dir)
+        documents = index.manifest["documents"]
+        profile = profiles.for_documents(self.settings.paths.corpus_dir,
+                                         [(doc_id, d["meta"]["kind"]) for doc_id, d in documents.items()])
+        retriever = Retriever(index, self.embedder, self.settings.retrieval)
+        # swapped in last, together: a question under way keeps the retriever (and its index) it took
+        self._index, self._profile, self._retriever = index, profile, retriever
 
     def ask(
         self,
@@ -189,7 +214,7 @@ class Engine:
     def _objective_for(self, text: str, vector: np.ndarray, areas: Sequence[int]) -> int | None:
         """Which GCM objective a "which objective covers X?" question means, by the objectives'
         titles (embedded once per engine) and keywords."""
-        with self._lock:
+        with self._model_lock:
             if self._objective_titles is None:
                 self._objective_titles = self.embedder.encode_documents(
                     [gcm.OBJECTIVES[n] for n in sorted(gcm.OBJECTIVES)])
@@ -202,63 +227,78 @@ class Engine:
         assert self._retriever is not None
         return self._retriever
 
-    def add(self, paths: Iterable[Path], progress: bool = False) -> AddResult:
+    def add(self, paths: Iterable[Path], progress: bool = False, replace_existing: bool = False) -> AddResult:
         """Validate files, copy the good ones into the corpus with a manifest entry, re-index.
 
         Each file is parsed before it is copied, so a corrupt upload is rejected with its reason
-        and never enters the corpus; the others go ahead.
+        and never enters the corpus; the others go ahead. Names are made safe (``corpus.safe_name``).
+        A file whose name is taken keeps the earlier one: it is added under a free name ('x (2).pdf'),
+        or, with ``replace_existing``, replaces it. A file identical to one in the corpus is not added twice.
+        The add is journaled (``corpus.begin_add``): if it fails, or the process is killed, the
+        corpus and its manifest go back to what they were.
         """
         corpus_dir = self.settings.paths.corpus_dir
         corpus_dir.mkdir(parents=True, exist_ok=True)
-        added: list[str] = []
-        replaced: list[str] = []
-        errors: list[str] = []
-        backups: dict[Path, Path | None] = {}  # corpus file -> its previous version, for rollback
-        entries = corpus.read_manifest(corpus_dir)
-        for path in paths:
-            path = Path(path)
+        result = AddResult([], [], None)
+        entries = corpus.read_manifest(corpus_dir, problems=[])
+        plan: list[tuple[Path, str, DocMeta]] = []  # source, name in the corpus, metadata
+        taken: set[str] = set()
+        present = {corpus.sha256_file(p): p.name for p in corpus.list_files(corpus_dir)}
+        for path in map(Path, paths):
             try:
                 if path.suffix.lower() not in SUPPORTED_SUFFIXES:
                     raise DocumentError(path, f"unsupported file type '{path.suffix}'; supported: "
                                               f"{', '.join(SUPPORTED_SUFFIXES)}")
-                meta, _ = index_store.prepare_document(path, entries.get(path.name), self.settings)
+                name = corpus.safe_name(path.name)
+                target = corpus_dir / name
+                if target.exists() and path.resolve() == target.resolve():
+                    plan.append((path, name, index_store.prepare_document(path, entries.get(name), self.settings)[0]))
+                    continue
+                same = present.get(corpus.sha256_file(path))
+                if same is not None:
+                    result.unchanged.append(same)
+                    continue
+                if name in taken or (target.exists() and not replace_existing):
+                    kept, name = name, corpus.free_name(corpus_dir, name, taken)
+                    result.renamed.append((kept, name))
+                meta, _ = index_store.prepare_document(path, entries.get(name), self.settings)
+                meta = replace(meta, file=name, doc_id=corpus.slugify(Path(name).stem))
             except DocumentError as exc:
-                errors.append(str(exc))
+                result.errors.append(str(exc))
                 continue
-            target = corpus_dir / path.name
-            if path.resolve() != target.resolve():
-                backup = None
-                if target.exists():
-                    replaced.append(path.name)
-                    backup = corpus_dir / f".{path.name}.previous"
-                    shutil.copyfile(target, backup)
-                backups[target] = backup
-                tmp = corpus_dir / f".{path.name}.part"
-                shutil.copyfile(path, tmp)
-                tmp.replace(target)
-            if path.name not in entries:
-                entries[path.name] = {k: v for k, v in meta.to_dict().items() if v is not None}
-            added.append(path.name)
-        manifest_path = corpus_dir / corpus.MANIFEST
-        manifest_before = manifest_path.read_bytes() if manifest_path.exists() else None
+            except OSError as exc:
+                result.errors.append(f"{path.name}: cannot be read ({exc.strerror or exc})")
+                continue
+            taken.add(name)
+            plan.append((path, name, meta))
+        if not plan:
+            return result
+        copies = [(path, name) for path, name, _ in plan if path.resolve() != (corpus_dir / name).resolve()]
+        replaced = [name for _, name in copies if (corpus_dir / name).exists()]
+        corpus.begin_add(corpus_dir, [n for _, n in copies if n not in replaced], replaced)
         try:
-            if added:
-                corpus.write_manifest(corpus_dir, entries.values())
-            report = self.build(progress=progress) if added else None
+            for path, name in copies:
+                tmp = corpus_dir / f".{name}.part"
+                shutil.copyfile(path, tmp)
+                tmp.replace(corpus_dir / name)
+            for _, name, meta in plan:
+                entries.setdefault(name, {k: v for k, v in meta.to_dict().items() if v is not None})
+            corpus.write_manifest(corpus_dir, entries.values())
+            result.report = self.build(progress=progress)
         except BaseException:
-            # the corpus goes back to what it was, so it never holds files the index does not
-            for target, backup in backups.items():
-                if backup is None:
-                    target.unlink(missing_ok=True)
-                else:
-                    backup.replace(target)
-            if manifest_before is not None:
-                manifest_path.write_bytes(manifest_before)
+            corpus.undo_add(corpus_dir)  # the corpus never holds files the index does not
             raise
-        for backup in backups.values():
-            if backup is not None:
-                backup.unlink(missing_ok=True)
-        return AddResult(added, errors, report, replaced)
+        corpus.end_add(corpus_dir)
+        result.added = [name for _, name, _ in plan]
+        result.replaced = replaced
+        return result
+
+    def _recover(self, corpus_dir: Path) -> None:
+        """Undo an add a killed process left half done, and say so once."""
+        undone = corpus.undo_add(corpus_dir)
+        if undone:
+            notice = f"an interrupted add was undone; not added: {', '.join(undone)}"
+            self.notices.append(notice)
 
     def documents(self) -> list[dict[str, object]]:
         """The indexed documents with their metadata and chunk counts (for the library view)."""

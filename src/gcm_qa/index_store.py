@@ -196,11 +196,12 @@ def load_index(index_dir: Path) -> LoadedIndex:
 def scan(settings: Settings) -> tuple[list[tuple[Path, str, dict[str, Any] | None]], list[str]]:
     """Files of the corpus with their hashes and manifest entries (errors for a bad manifest)."""
     corpus_dir = settings.paths.corpus_dir
-    entries = corpus.read_manifest(corpus_dir)
+    problems: list[str] = []  # entries that break the manifest's schema: skipped, each named
+    entries = corpus.read_manifest(corpus_dir, problems)
     files = [(p, corpus.sha256_file(p), entries.get(p.name)) for p in corpus.list_files(corpus_dir)]
     missing = [f"{name}: listed in {corpus.MANIFEST} but not in the folder" for name in entries
                if not (corpus_dir / name).exists()]
-    return files, missing
+    return files, problems + missing
 
 
 def is_stale(settings: Settings, model_identity: str) -> bool:
