@@ -588,3 +588,26 @@ def test_killed_build_leaves_the_previous_index_whole(make_engine, tmp_path: Pat
     assert {p.name for p in (index_dir / "builds").iterdir()} == {index_store.current_folder(index_dir).name,
                                                                    good_folder.name}
     assert len(index_store.load_index(index_dir).chunks) == report.chunks
+
+
+@pytest.mark.slow  # embeds 1,500 paragraphs
+def test_questions_are_answered_from_the_current_index_while_a_build_runs(make_engine, tmp_path: Path) -> None:
+    engine = make_engine()
+    corpus = tmp_path / "corpus"
+    write_docs(corpus, DOCS)
+    engine.build()
+    incoming = tmp_path / "uploads"
+    incoming.mkdir()
+    long_doc = incoming / "informe-largo.txt"  # hundreds of new passages: seconds of embedding
+    long_doc.write_text("\n\n".join(f"Paragraph {i} describes harbour {i} and the ferries that call there "
+                                    f"each week, with {i * 3} crossings recorded in {2000 + i % 20}."
+                                    for i in range(1500)), encoding="utf-8")
+    adding = threading.Thread(target=engine.add, args=([long_doc],))
+    adding.start()
+    while not (corpus / ".add-journal.json").exists() and adding.is_alive():
+        time.sleep(0.01)
+    answer = engine.ask("Which programme regularised migrants from MERCOSUR countries?")
+    assert adding.is_alive()  # answered before the build ended: the question did not wait for it
+    assert answer.passages and answer.passages[0].chunk.doc_id == "informe-argentina"
+    adding.join()
+    assert any(c.doc_id == "informe-largo" for c in engine.index.chunks)  # then swapped in
