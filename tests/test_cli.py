@@ -463,3 +463,61 @@ def test_eval_writes_its_reports_and_exits_non_zero_below_a_floor(
     assert "No question changed since" in (tmp_path / "ok" / "report.md").read_text()
     code, out, err = run(capsys, *common, "--compare", str(gold), "--out", str(tmp_path / "ok"))
     assert code == 1 and "is not an evaluation of the dev split" in err  # a gold file is no run
+
+
+# ---- faults a user meets: each one line, never a traceback ---------------------------------------
+
+
+def _write(corpus: Path, name: str, data: bytes) -> Path:
+    path = corpus / name
+    path.write_bytes(data)
+    return path
+
+
+FAULTS = [
+    # (what, how to set it up given the corpus folder, the command after the settings flags, expected text)
+    ("manifest that is not TOML", lambda c: _write(c, "manifest.toml", b"[[document]\nfile = 'x'"),
+     ["index"], "manifest.toml: not valid TOML"),
+    ("manifest not UTF-8", lambda c: _write(c, "manifest.toml", b"[[document]]\nfile = '\xff.txt'\n"),
+     ["index"], "manifest.toml: not UTF-8"),
+    ("manifest 'document' as a table", lambda c: _write(c, "manifest.toml", b"[document]\nfile = 'a.txt'\n"),
+     ["index"], "'document' must be a list"),
+    ("a file of an unsupported type", lambda c: _write(c.parent, "notes.exe", b"MZ\x90\x00"),
+     ["add", "{parent}/notes.exe"], "unsupported file type '.exe'"),
+    ("a file that does not exist", lambda c: None, ["add", "{parent}/nowhere.pdf"], "nowhere.pdf"),
+    ("random bytes as a PDF", lambda c: _write(c.parent, "random.pdf", bytes(range(256)) * 8),
+     ["add", "{parent}/random.pdf"], "random.pdf"),
+]
+
+
+@pytest.mark.parametrize(("what", "setup", "command", "expected"), FAULTS, ids=[f[0] for f in FAULTS])
+def test_a_fault_is_one_line_naming_its_cause(
+    capsys: pytest.CaptureFixture[str], small: list[str], what: str, setup, command: list[str], expected: str
+) -> None:
+    corpus = Path(small[1])
+    setup(corpus)
+    argv = [a.replace("{parent}", str(corpus.parent)) for a in command]
+    code, _, err = run(capsys, argv[0], *small, *argv[1:])
+    assert code != 0, what
+    assert expected in one_error_line(err), err
+
+
+def test_an_unreadable_manifest_leaves_ask_answering_from_the_last_index(
+    capsys: pytest.CaptureFixture[str], small: list[str]
+) -> None:
+    assert run(capsys, "index", *small)[0] == 0
+    _write(Path(small[1]), "manifest.toml", b"[[document]\nfile = 'x'")
+    code, out, err = run(capsys, "ask", *small, "Which programme regularised migrants from MERCOSUR countries?")
+    assert code == 0 and "Patria Grande" in out
+    assert "answering from the last index built" in one_error_line(err)
+
+
+def test_a_long_odd_name_is_added_under_a_safe_one(capsys: pytest.CaptureFixture[str], small: list[str]) -> None:
+    corpus = Path(small[1])
+    odd = corpus.parent / ("Informe " + "muy " * 56 + "largo: Mexico?.TXT")
+    odd.write_text("Informe de prueba sobre los puertos y los ferris del sur.\n", encoding="utf-8")
+    code, out, err = run(capsys, "add", *small, str(odd))
+    assert code == 0, err
+    assert "Traceback" not in err
+    (added,) = [p for p in corpus.iterdir() if p.name.startswith("Informe muy")]
+    assert len(added.name) <= 100 and added.suffix == ".txt" and added.name in out

@@ -343,8 +343,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:  # e.g. a malformed corpus manifest
         print(f"gcm-qa: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except OSError as exc:  # a full disk, a folder that cannot be written
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"gcm-qa: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug: one line for the user, the traceback with --verbose
+        if args.verbose:
+            raise
+        print(f"gcm-qa: internal error: {type(exc).__name__}: {exc} (run with -v for the details, and please "
+              "report it)", file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":
