@@ -417,15 +417,19 @@ def test_started_server_is_locked_down(report_engine, tmp_path: Path, monkeypatc
             manifest = (paths.index_dir / "current").resolve() / "manifest.json"
             for private in (corpus_file, manifest, Path(__file__).resolve(), Path("/etc/passwd")):
                 assert client.get(f"/gradio_api/file={private}").status_code == 403, private
-            served = running.upload_dir / "ok.txt"
-            served.write_text("fine", encoding="utf-8")
-            assert client.get(f"/gradio_api/file={served}").status_code == 200  # the route itself works
+            planted = running.upload_dir / "ok.txt"
+            planted.write_text("fine", encoding="utf-8")
+            assert client.get(f"/gradio_api/file={planted}").status_code == 403  # not uploaded by this client
             assert client.get("/monitoring").status_code != 200
             big = client.post("/gradio_api/upload", files={"files": ("big.txt", b"x" * 600_000, "text/plain")})
             assert big.status_code in (400, 413), big.status_code
             small = client.post("/gradio_api/upload", files={"files": ("small.txt", b"x" * 1000, "text/plain")})
             assert small.status_code == 200
             assert str(running.upload_dir) in small.text  # uploads land in the upload folder
+            served = client.get(f"/gradio_api/file={small.json()[0]}")  # the route itself works, as a download
+            assert served.status_code == 200 and served.headers["content-disposition"].startswith("attachment")
+            page = client.post("/gradio_api/upload", files={"files": ("page.html", b"<script>1</script>", "text/html")})
+            assert page.status_code == 415  # tests/test_app_security.py has the rest of the attacks
     finally:
         running.close()
     assert (tmp_path / "uploads").is_dir()  # a folder the user chose is kept

@@ -5,6 +5,14 @@ The rendering and upload logic lives in :mod:`gcm_qa.app_render` and :mod:`gcm_q
 launches it with safe defaults: loopback only, no share link, no analytics, no monitoring endpoint,
 an upload size limit, optional basic auth, and a file route that serves nothing but the upload
 folder (the corpus, the index and the model cache are explicitly blocked).
+
+In front of Gradio's own routes sits :class:`AppGuard`, an ASGI middleware, because Gradio's checks
+stop short of what a document chat needs: its raw upload route stores any file type (the upload
+component's ``file_types`` is only enforced in the browser) and its file route serves files from an
+allowed folder inline, so an uploaded ``.html`` or ``.svg`` ran its script on the app's origin; and
+its ``/login`` takes password guesses as fast as they come. The guard refuses uploads gcm-qa cannot
+read, serves only the files a client uploaded itself and only as downloads, never fetches a URL for a
+client, and throttles failed sign-ins.
 """
 
 from __future__ import annotations
@@ -12,11 +20,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ipaddress
+import json
+import math
 import os
+import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Awaitable, Callable, Collection, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +37,12 @@ from typing import Any
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 import gradio as gr
+from gradio_client.utils import strip_invalid_filename_characters
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.datastructures import Headers
+from starlette.middleware import Middleware
+from starlette.requests import cookie_parser
 
 from gcm_qa.app_library import (
     DOC_HEADERS,
@@ -45,13 +63,18 @@ from gcm_qa.app_render import (
     objective_choices,
     render_sources_html,
 )
-from gcm_qa.engine import Engine, QuestionError
+from gcm_qa.engine import MAX_QUESTION_CHARS, Engine, QuestionError
+from gcm_qa.loaders import SUPPORTED_SUFFIXES
 from gcm_qa.settings import Settings
 
 __all__ = [
     "APP_CSS",
     "EXAMPLES",
+    "AppGuard",
+    "LoginThrottle",
     "UploadOutcome",
+    "UploadRefused",
+    "UploadScanner",
     "build_app",
     "build_filters",
     "escape_markdown",
@@ -143,6 +166,14 @@ def _discard_uploads(files: Sequence[str] | str | None) -> None:
                 path.parent.rmdir()  # Gradio puts each upload in a folder of its own
 
 
+def _shown_question(question: str) -> str:
+    """The question as the chat echoes it: one the engine will refuse for its length is cut, so a
+    pasted 100 KB text does not flood the conversation above the refusal."""
+    if len(question) <= MAX_QUESTION_CHARS:
+        return question
+    return f"{question[:300].rstrip()} … ({len(question):,} characters)"
+
+
 def build_app(
     engine: Engine,
     max_upload_mb: float = 25.0,
@@ -167,7 +198,7 @@ def build_app(
             yield messages, messages, gr.skip(), gr.skip(), history
             return
         filters = build_filters(kind, authors, languages, areas, objectives, engine.profile.area_titles)
-        messages.append({"role": "user", "content": format_question_markdown(question)})
+        messages.append({"role": "user", "content": format_question_markdown(_shown_question(question))})
         pending = [*messages, {"role": "assistant", "content": "*Searching the documents…*"}]
         yield pending, messages, gr.skip(), "", history
         try:
@@ -293,6 +324,371 @@ def build_app(
     return demo
 
 
+# --- the HTTP guard ----------------------------------------------------------------------------
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# Gradio's file routes: /gradio_api/file=<path>, the deprecated /gradio_api/file/<path>, and the same
+# without the prefix should a later version add them. What follows '=' or '/' is the path the route sees.
+FILE_ROUTE = re.compile(r"^(?:/gradio_api)?/file[=/](?P<target>.*)$", re.DOTALL)
+# /proxy= fetches a URL for the client (Gradio allows only loaded Spaces); gcm-qa loads none.
+PROXY_ROUTE = re.compile(r"^(?:/gradio_api)?/proxy=")
+UPLOAD_ROUTES = frozenset({"/gradio_api/upload", "/upload"})
+LOGIN_ROUTES = frozenset({"/login", "/gradio_api/login"})
+# What a file response may keep of the headers Gradio sets: Gradio's ranged responses copy the
+# *request's* headers (the cookie among them) into the response, so everything else is dropped.
+FILE_HEADERS_KEPT = frozenset({b"content-length", b"content-range", b"accept-ranges", b"last-modified",
+                               b"etag", b"date", b"server", b"cache-control"})
+FILE_CSP = b"default-src 'none'; sandbox"
+UPLOAD_FILES_PER_REQUEST = 20  # one upload request may carry this many files of the largest allowed size
+SPOOL_MEMORY_BYTES = 1 << 20
+MAX_PART_HEADER_BYTES = 8 * 1024  # as Gradio's own parser
+MAX_UPLOAD_RESPONSE_BYTES = 1 << 20
+
+
+def download_headers(headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """A file response's headers made inert: a download (``attachment``, the file name kept), an
+    opaque type the browser may not sniff, and a sandboxing CSP should anything still render it."""
+    disposition = next((v for k, v in headers if k.lower() == b"content-disposition"), b"")
+    _, sep, params = disposition.partition(b";")
+    params = params.strip()
+    kept = [(k, v) for k, v in headers if k.lower() in FILE_HEADERS_KEPT]
+    return [
+        *kept,
+        (b"content-type", b"application/octet-stream"),
+        (b"content-disposition", b"attachment" + (b"; " + params if sep and params else b"")),
+        (b"x-content-type-options", b"nosniff"),
+        (b"content-security-policy", FILE_CSP),
+    ]
+
+
+def route_path(scope: Scope) -> str:
+    """The path Starlette's router matches: the request path without the app's ``root_path``."""
+    path, root = str(scope.get("path", "")), str(scope.get("root_path", ""))
+    return path[len(root):] if root and path.startswith(root) else path
+
+
+async def _plain_response(send: Send, status: int, text: str,
+                          extra: Sequence[tuple[bytes, bytes]] = ()) -> None:
+    body = text.encode("utf-8")
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode()),
+        (b"x-content-type-options", b"nosniff"), *extra]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class UploadRefused(Exception):
+    """An upload request the guard answers itself, with an HTTP status and a reason."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def _decode(value: bytes, charset: str) -> str:
+    """As Gradio's (Starlette's) parser decodes a part's file name: the form's charset, else latin-1."""
+    try:
+        return value.decode(charset)
+    except (UnicodeDecodeError, LookupError):
+        return value.decode("latin-1")
+
+
+def stored_upload_name(filename: str) -> str:
+    """The name Gradio's upload route gives a file sent as ``filename`` (its ``upload_fn``)."""
+    return strip_invalid_filename_characters(Path(filename).name) if filename else ""
+
+
+class UploadScanner:
+    """Reads the part headers of a multipart upload as its bytes stream in, with the parser and the
+    rules Gradio's upload route uses, and refuses the request at the first file Gradio would store
+    under a suffix gcm-qa does not read: what is checked is what Gradio would store."""
+
+    def __init__(self, content_type: str, allowed_suffixes: Collection[str] = SUPPORTED_SUFFIXES) -> None:
+        media, params = parse_options_header(content_type)
+        if media != b"multipart/form-data" or b"boundary" not in params:
+            raise UploadRefused(400, "uploads must be sent as multipart/form-data")
+        charset = params.get(b"charset", b"utf-8")
+        self._charset = charset.decode("latin-1") if isinstance(charset, bytes) else str(charset)
+        self._allowed = frozenset(s.lower() for s in allowed_suffixes)
+        self._field = b""
+        self._value = b""
+        self._header_bytes = 0
+        self._disposition = b""
+        self.names: list[str] = []
+        callbacks = {
+            "on_part_begin": self._part_begin,
+            "on_header_field": self._header_field,
+            "on_header_value": self._header_value,
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished,
+        }
+        self._parser = MultipartParser(params[b"boundary"], callbacks)  # type: ignore[arg-type]
+
+    def feed(self, chunk: bytes) -> None:
+        try:
+            self._parser.write(chunk)
+        except MultipartParseError as exc:
+            raise UploadRefused(400, "the upload is not a well-formed multipart body") from exc
+
+    def _part_begin(self) -> None:
+        self._disposition, self._header_bytes = b"", 0
+
+    def _grow(self, n: int) -> None:
+        self._header_bytes += n
+        if self._header_bytes > MAX_PART_HEADER_BYTES:
+            raise UploadRefused(400, "a part's headers are too long")
+
+    def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self._grow(end - start)
+        self._field += data[start:end]
+
+    def _header_value(self, data: bytes, start: int, end: int) -> None:
+        self._grow(end - start)
+        self._value += data[start:end]
+
+    def _header_end(self) -> None:
+        if self._field.lower() == b"content-disposition":
+            self._disposition = self._value
+        self._field, self._value = b"", b""
+
+    def _headers_finished(self) -> None:
+        _, options = parse_options_header(self._disposition)
+        if b"filename" not in options:
+            return  # a plain form field: Gradio stores nothing for it
+        name = stored_upload_name(_decode(options[b"filename"], self._charset))
+        suffix = Path(name).suffix.lower()
+        if suffix not in self._allowed:
+            shown = name or "a file without a name"
+            raise UploadRefused(415, f"{shown}: only {', '.join(sorted(self._allowed))} files can be "
+                                     "uploaded")
+        self.names.append(name)
+
+
+class LoginThrottle:
+    """Exponential delay per client after failed sign-ins.
+
+    The first ``free`` failures cost nothing (a typo must not lock anyone out); after that a client
+    must wait ``base_s * 2**k`` seconds (at most ``cap_s``) after its last failure before the next
+    attempt, k counting the failures past ``free``. Attempts refused for being early are not
+    guesses and do not lengthen the wait; a successful sign-in clears the client's record. Records
+    are per client address, so a reverse proxy in front of the app makes all users one client.
+    """
+
+    def __init__(self, free: int = 3, base_s: float = 1.0, cap_s: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic, max_clients: int = 10_000) -> None:
+        self.free, self.base_s, self.cap_s, self.clock = free, base_s, cap_s, clock
+        self.max_clients = max_clients
+        self._failures: dict[str, tuple[int, float]] = {}
+
+    def wait_s(self, client: str) -> float:
+        """Seconds before ``client`` may try again (0: now)."""
+        failures, last = self._failures.get(client, (0, 0.0))
+        if failures < self.free:
+            return 0.0
+        delay = min(self.base_s * 2 ** min(failures - self.free, 32), self.cap_s)
+        return max(0.0, last + delay - self.clock())
+
+    def failed(self, client: str) -> None:
+        if client not in self._failures and len(self._failures) >= self.max_clients:
+            self._forget_oldest()
+        failures, _ = self._failures.get(client, (0, 0.0))
+        self._failures[client] = (failures + 1, self.clock())
+
+    def succeeded(self, client: str) -> None:
+        self._failures.pop(client, None)
+
+    def _forget_oldest(self) -> None:
+        by_age = sorted(self._failures, key=lambda c: self._failures[c][1])
+        for client in by_age[: max(1, len(by_age) // 2)]:
+            del self._failures[client]
+
+
+class AppGuard:
+    """ASGI middleware in front of Gradio's routes (see the module's docstring for why).
+
+    - ``POST /gradio_api/upload``: the body is scanned as it arrives (:class:`UploadScanner`) and
+      spooled; a file type gcm-qa cannot read gets 415 and nothing is stored; otherwise the spooled
+      body is replayed to Gradio, and the paths it answers are recorded as the uploader's.
+    - ``/gradio_api/file=…``: only a file this client uploaded (the same sign-in token, or the same
+      address without auth), still a regular file in the upload folder reached by no symlink, is
+      passed to Gradio; everything else is 403, URLs included (Gradio would fetch them). Every
+      response is a download (:func:`download_headers`).
+    - ``/gradio_api/proxy=…``: 403.
+    - ``POST /login``: throttled per client (:class:`LoginThrottle`), 429 with ``Retry-After``.
+    """
+
+    def __init__(self, app: ASGIApp, *, upload_dir: Path, max_file_size: int,
+                 throttle: LoginThrottle | None = None,
+                 allowed_suffixes: Collection[str] = SUPPORTED_SUFFIXES) -> None:
+        self.app = app
+        self.upload_dir = Path(upload_dir)
+        self.upload_root = os.path.realpath(upload_dir)
+        self.max_body = max_file_size * UPLOAD_FILES_PER_REQUEST + SPOOL_MEMORY_BYTES
+        self.throttle = throttle or LoginThrottle()
+        self.allowed_suffixes = allowed_suffixes
+        self.served: dict[str, set[str]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = route_path(scope)
+        method = scope.get("method", "GET")
+        match = FILE_ROUTE.match(path)
+        if match:
+            await self._file(match["target"], scope, receive, send)
+        elif PROXY_ROUTE.match(path):
+            await _plain_response(send, 403, "This app fetches nothing for its clients.")
+        elif method == "POST" and path.rstrip("/") in UPLOAD_ROUTES:
+            await self._upload(scope, receive, send)
+        elif method == "POST" and path.rstrip("/") in LOGIN_ROUTES:
+            await self._login(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    # who is asking
+
+    @staticmethod
+    def client(scope: Scope) -> str:
+        peer = scope.get("client")
+        return str(peer[0]) if peer else "unknown"
+
+    def owner(self, scope: Scope) -> str:
+        """The sign-in token (Gradio's access-token cookie) when there is one, else the address."""
+        cookies = cookie_parser(Headers(scope=scope).get("cookie", ""))
+        token = next((v for k, v in sorted(cookies.items()) if k.startswith("access-token") and v), None)
+        return f"token:{token}" if token else f"client:{self.client(scope)}"
+
+    # file routes
+
+    def servable(self, target: str, owner: str) -> bool:
+        """True if ``target`` (the path as Gradio's file route reads it) is a file ``owner``
+        uploaded, still a regular file inside the upload folder, reached through no symlink."""
+        if "://" in target or target.startswith("//"):
+            return False
+        try:
+            candidate = os.path.abspath(target)  # what Gradio's route does with it
+            if candidate not in self.served.get(owner, ()):
+                return False
+            real = os.path.realpath(candidate)
+        except (OSError, ValueError):
+            return False
+        return (real == candidate and real.startswith(self.upload_root + os.sep)
+                and os.path.isfile(real) and not os.path.islink(real))
+
+    async def _file(self, target: str, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.servable(target, self.owner(scope)):
+            await _plain_response(send, 403, "File not allowed.",
+                                  [(b"content-security-policy", FILE_CSP)])
+            return
+
+        async def as_download(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": download_headers(list(message.get("headers", [])))}
+            await send(message)
+
+        await self.app(scope, receive, as_download)
+
+    # uploads
+
+    async def _upload(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = Headers(scope=scope)
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body:
+            await _plain_response(send, 413, "The upload is too large.")
+            return
+        try:
+            scanner = UploadScanner(headers.get("content-type", ""), self.allowed_suffixes)
+        except UploadRefused as refused:
+            await _plain_response(send, refused.status, refused.reason)
+            return
+        self.upload_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES, dir=self.upload_dir) as spool:
+            received = 0
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                chunk = message.get("body", b"")
+                received += len(chunk)
+                if received > self.max_body:
+                    await _plain_response(send, 413, "The upload is too large.")
+                    return
+                try:
+                    scanner.feed(chunk)
+                except UploadRefused as refused:
+                    await _plain_response(send, refused.status, refused.reason)
+                    return
+                spool.write(chunk)
+                if not message.get("more_body", False):
+                    break
+            spool.seek(0)
+            await self.app(scope, self._replay(spool, receive), self._recording(scope, send))
+
+    @staticmethod
+    def _replay(spool: Any, receive: Receive) -> Receive:
+        done = False
+
+        async def replay() -> Message:
+            nonlocal done
+            if done:
+                return await receive()  # the disconnect, when it comes
+            chunk = spool.read(64 * 1024)
+            done = not chunk
+            return {"type": "http.request", "body": chunk, "more_body": bool(chunk)}
+
+        return replay
+
+    def _recording(self, scope: Scope, send: Send) -> Send:
+        """Passes Gradio's answer on, recording the stored paths it lists as the uploader's first,
+        so that the uploader's next request can already fetch them."""
+        owner = self.owner(scope)
+        status = 0
+        body = bytearray()
+
+        async def record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body" and status == 200:
+                body.extend(message.get("body", b"")[: MAX_UPLOAD_RESPONSE_BYTES - len(body)])
+                if not message.get("more_body", False):
+                    with contextlib.suppress(ValueError):
+                        paths = json.loads(bytes(body))
+                        if isinstance(paths, list):
+                            self.served.setdefault(owner, set()).update(
+                                os.path.abspath(p) for p in paths if isinstance(p, str))
+            await send(message)
+
+        return record
+
+    # sign-in
+
+    async def _login(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = self.client(scope)
+        wait = self.throttle.wait_s(client)
+        if wait > 0:
+            seconds = max(1, math.ceil(wait))
+            await _plain_response(send, 429, f"Too many failed sign-ins; try again in {seconds} s.",
+                                  [(b"retry-after", str(seconds).encode())])
+            return
+        # counted as a failure until the answer says otherwise, so parallel guesses cannot slip
+        # through before the first of them fails
+        self.throttle.failed(client)
+
+        async def watch(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 200:
+                self.throttle.succeeded(client)
+            await send(message)
+
+        await self.app(scope, receive, watch)
+
+
 @dataclass
 class Running:
     """A started chat server (see :func:`start`)."""
@@ -356,13 +752,16 @@ def start(settings: Settings, args: argparse.Namespace, engine: Engine | None = 
 
     demo = build_app(engine, max_upload_mb=max_mb)
     demo.queue(default_concurrency_limit=1)
+    max_file_size = int(max_mb * 1024 * 1024)
+    guard = Middleware(AppGuard, upload_dir=upload_dir, max_file_size=max_file_size, throttle=LoginThrottle())
     _, local_url, share_url = demo.launch(
         server_name=host,
         server_port=port,
         share=share,
         auth=auth,
         auth_message="GCM Q&A: sign in" if auth else None,
-        max_file_size=int(max_mb * 1024 * 1024),
+        max_file_size=max_file_size,
+        # Gradio reads GRADIO_ALLOWED_PATHS when this is empty: a list keeps the environment out
         allowed_paths=[str(upload_dir)],
         blocked_paths=[str(p) for p in private],
         enable_monitoring=False,
@@ -371,6 +770,8 @@ def start(settings: Settings, args: argparse.Namespace, engine: Engine | None = 
         mcp_server=False,
         ssr_mode=False,
         pwa=False,
+        num_workers=0,  # static file workers would serve files around the guard
+        app_kwargs={"middleware": [guard]},
         show_error=False,
         quiet=True,
         prevent_thread_lock=True,
