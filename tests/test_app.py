@@ -20,8 +20,9 @@ from gcm_qa.app import (
     parse_auth,
     render_sources_html,
 )
-from gcm_qa.app_library import author_choices, documents_table, language_choices, safe_name
+from gcm_qa.app_library import author_choices, documents_table, language_choices
 from gcm_qa.app_render import EMPTY_SOURCES_HTML, describe_filters, quote_spans
+from gcm_qa.corpus import safe_name
 from gcm_qa.retrieval import Filters
 from gcm_qa.types import Answer, Chunk, Citation, Passage
 
@@ -301,8 +302,8 @@ def test_upload_good_txt_then_same_file_again(small_engine, tmp_path: Path) -> N
     other.write_text("Bellavista note, second edition\n\nBellavista also registered 17 stateless persons.\n",
                      encoding="utf-8")
     renamed = handle_upload(small_engine, [str(other)], max_mb=1)
-    assert renamed.added == ["bellavista-2.txt"]
-    assert "stored as bellavista-2.txt" in renamed.message
+    assert renamed.added == ["bellavista (2).txt"]  # the corpus's one naming rule (corpus.free_name)
+    assert "stored as bellavista (2).txt" in renamed.message
     corpus = small_engine.settings.paths.corpus_dir
     assert BELLAVISTA in (corpus / "bellavista.txt").read_text(encoding="utf-8")  # not overwritten
 

@@ -9,17 +9,15 @@ rejected with its reason and nothing already indexed is lost.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
-import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gcm_qa.app_render import escape_markdown
-from gcm_qa.corpus import sha256_file
+from gcm_qa.corpus import free_name, safe_name, sha256_file
 from gcm_qa.engine import Engine
 from gcm_qa.loaders import SUPPORTED_SUFFIXES
 
@@ -67,24 +65,6 @@ def _file_path(item: object) -> Path:
     if name is None:
         raise TypeError(f"not a file: {item!r}")
     return Path(name)
-
-
-def safe_name(name: str) -> str:
-    """A plain file name for the corpus: no folders, no leading dot, no control characters."""
-    name = unicodedata.normalize("NFC", Path(str(name).replace("\\", "/")).name)
-    stem, suffix = os.path.splitext(name)
-    stem = re.sub(r"[^\w\-. ()]+", "_", stem).strip(" ._") or "document"
-    suffix = re.sub(r"[^\w.]+", "", suffix).lower()
-    return f"{stem[:120]}{suffix}"
-
-
-def _free_name(corpus_dir: Path, name: str, taken: set[str]) -> str:
-    stem, suffix = os.path.splitext(name)
-    candidate, i = name, 2
-    while candidate in taken or (corpus_dir / candidate).exists():
-        candidate = f"{stem}-{i}{suffix}"
-        i += 1
-    return candidate
 
 
 def _indexed_hashes(engine: Engine) -> dict[str, str]:
@@ -142,7 +122,7 @@ def handle_upload(
             if sha in known:
                 outcome.notes.append(f"{shown} is already in the library as {known[sha]}; nothing to add.")
                 continue
-            name = _free_name(corpus_dir, safe_name(shown), taken)
+            name = free_name(corpus_dir, safe_name(shown), taken)
             taken.add(name)
             folder = Path(stage) / str(len(staged))
             folder.mkdir()

@@ -19,6 +19,15 @@ text embedded, so only new or changed passages meet the model: a new chunker or 
 only the passages whose text it changed, and a different model re-embeds everything. A shipped
 corpus comes with its vectors (``index/vectors/<model>.npz``, see :mod:`gcm_qa.vector_store`), so a
 fresh clone does not spend minutes embedding the report before its first answer.
+
+An index heals itself. Each build's manifest records the size and sha256 of every file it wrote, and
+a load checks them (hashing the shipped report's 9 MB build costs 10-20 ms) before handing the
+files to faiss, numpy and bm25s, whose errors on a cut-short file are raw tracebacks. A build that
+fails the check, or whose files will not load, raises :class:`IndexDamaged` naming the file and what
+is wrong with it, and is never used: the load falls back to the newest *good* build (one that has
+loaded successfully once, marked by a ``.loaded`` file; the last few are kept for this), and the next
+build (``ensure_index`` calls one, since a damaged index counts as stale) repoints ``current`` to that
+good build, or rebuilds from whatever can still be read when there is none.
 """
 
 from __future__ import annotations
@@ -55,7 +64,15 @@ from gcm_qa.types import Chunk, DocMeta
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+# 2: the manifest records every file's size and sha256 (``files``), checked at load. An index of
+# format 1 is rebuilt once (its vectors are reused), so every build in use can be checked.
+FORMAT_VERSION = 2
+# Good builds (loaded successfully at least once) kept besides the newest, to fall back to when the
+# newest is damaged; each costs the index's size again on disk (9 MB for the shipped report). A knob
+# for the code, not a setting: fewer than one would leave nothing to fall back to.
+KEEP_GOOD_BUILDS = 2
+GOOD_MARKER = ".loaded"  # written into a build's folder after its first successful load
+MANIFEST_FILE = "manifest.json"
 # The code that turns a file into chunks, sentences and keyword tokens. Its hash is part of the
 # recipe, so an upgrade that changes cleaning, chunking or tokenising rebuilds the index instead of
 # mixing old and new chunks.
@@ -76,6 +93,27 @@ class IndexMissingError(Exception):
     """No index has been built in this folder yet."""
 
 
+class IndexDamaged(IndexMissingError):
+    """A build whose files are missing, cut short, garbled or unreadable.
+
+    One error type for every way a build can be broken, so callers (and the user) get one line
+    naming the file and the reason instead of a traceback from faiss, numpy, json or bm25s. It is an
+    :class:`IndexMissingError`, so code that already reports a missing index in one line (the CLI)
+    reports this one too. ``problems`` holds every damaged file found (file -> reason); the message
+    names the first.
+    """
+
+    def __init__(self, folder: Path, file: str, reason: str, remedy: str = "",
+                 problems: dict[str, str] | None = None) -> None:
+        self.folder = folder
+        self.file = file
+        self.reason = reason
+        self.problems = problems if problems is not None else {file: reason}
+        where = f"{file}: {reason}" if file else reason
+        self.description = f"index build {folder.name} is damaged ({where})"
+        super().__init__(self.description + (f"; {remedy}" if remedy else ""))
+
+
 @dataclass
 class LoadedIndex:
     folder: Path
@@ -87,6 +125,10 @@ class LoadedIndex:
     sentence_spans: np.ndarray  # int64 (n, 3): chunk index, start, end within the chunk text
     sentence_embeddings: np.ndarray
     sentence_keyword: KeywordIndex
+    # set when the build ``current`` points to was damaged and this one was loaded instead: the
+    # damaged build's id, and the one line saying so (for the caller to show)
+    fallback_from: str | None = None
+    notices: list[str] = field(default_factory=list)
     _positions: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -116,6 +158,10 @@ class BuildReport:
     errors: list[str] = field(default_factory=list)
     up_to_date: bool = False
     folder: Path | None = None
+    # a damaged current build found by this build: its id, and one line each on what was done
+    # ("...; using the previous build Y" when up_to_date, else the index was rebuilt)
+    damaged_build: str | None = None
+    notices: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         if self.up_to_date:
@@ -150,6 +196,15 @@ def current_folder(index_dir: Path) -> Path | None:
     return link.resolve() if link.exists() else None
 
 
+def _current_target(index_dir: Path) -> Path | None:
+    """Where ``current`` points, even when that folder is gone (a dangling link is a damaged build,
+    not a missing index)."""
+    link = index_dir / "current"
+    if link.is_symlink() or link.exists():
+        return link.resolve()
+    return None
+
+
 def text_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
@@ -167,7 +222,7 @@ def build_lock(index_dir: Path) -> Iterator[None]:
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
-    return json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    return json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
 
 
 def read_chunks(folder: Path) -> list[Chunk]:
@@ -175,22 +230,221 @@ def read_chunks(folder: Path) -> list[Chunk]:
         return [Chunk.from_dict(json.loads(line)) for line in f if line.strip()]
 
 
-def load_index(index_dir: Path) -> LoadedIndex:
-    folder = current_folder(index_dir)
-    if folder is None:
-        raise IndexMissingError(f"no index in {index_dir} (run 'gcm-qa index')")
-    manifest = read_manifest(folder)
-    chunks = read_chunks(folder)
-    embeddings = np.load(folder / "embeddings.npy", allow_pickle=False)
-    index = faiss.read_index(str(folder / "faiss.index"))
-    keyword = KeywordIndex.load(folder / "bm25")
-    spans = np.load(folder / "sentence_spans.npy", allow_pickle=False)
-    sentence_vectors = np.load(folder / "sentence_embeddings.npy", allow_pickle=False)
-    sentence_keyword = KeywordIndex.load(folder / "bm25_sentences")
-    if index.ntotal != len(chunks) or embeddings.shape[0] != len(chunks) or len(spans) != len(sentence_vectors):
-        raise IndexMissingError(f"index in {folder} is inconsistent; rebuild it with 'gcm-qa index --full'")
+# --- checking a build ----------------------------------------------------------------------------
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _file_record(folder: Path) -> dict[str, dict[str, Any]]:
+    """Size and sha256 of every file of a build folder but the manifest itself (which cannot hold
+    its own checksum; a damaged manifest shows as JSON that does not parse or a record that does not
+    match) and dot-files (the good-build marker comes later)."""
+    record: dict[str, dict[str, Any]] = {}
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder).as_posix()
+        if path.is_file() and rel != MANIFEST_FILE and not path.name.startswith("."):
+            record[rel] = {"size": path.stat().st_size, "sha256": _sha256(path)}
+    return record
+
+
+# folder -> (what its files looked like when last hashed, what was wrong then): the staleness check
+# and the load both verify a build, and the second should not hash 9 MB again for nothing
+_VERIFIED: dict[Path, tuple[tuple[Any, ...], dict[str, str]]] = {}
+
+
+def _problems(folder: Path) -> dict[str, str]:
+    """Every file of a build that is missing or differs from the manifest's record (file -> reason);
+    empty for a sound build. A build of format 1 has no record and passes here (its load still
+    turns any error into IndexDamaged)."""
+    if not folder.is_dir():
+        return {"": "its folder is missing"}
+    try:
+        manifest = read_manifest(folder)
+    except FileNotFoundError:
+        return {MANIFEST_FILE: "missing"}
+    except (OSError, ValueError):
+        return {MANIFEST_FILE: "not valid JSON (cut short or garbled)"}
+    if not isinstance(manifest, dict):
+        return {MANIFEST_FILE: "not a manifest"}
+    record = manifest.get("files")
+    if record is None:
+        return {}
+    try:
+        expected = {str(rel): (int(e["size"]), str(e["sha256"])) for rel, e in record.items()}
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return {MANIFEST_FILE: "its record of the build's files is garbled"}
+    problems: dict[str, str] = {}
+    stats: list[tuple[str, int, int, int]] = []
+    for rel, (size, _) in expected.items():
+        try:
+            st = (folder / rel).stat()
+        except OSError:
+            problems[rel] = "missing"
+            continue
+        if st.st_size != size:
+            problems[rel] = f"{st.st_size:,} bytes, expected {size:,}"
+        stats.append((rel, st.st_size, st.st_mtime_ns, st.st_ino))
+    if problems:
+        return problems
+    manifest_stat = (folder / MANIFEST_FILE).stat()
+    signature = (manifest_stat.st_mtime_ns, manifest_stat.st_size, *stats)
+    cached = _VERIFIED.get(folder)
+    if cached is not None and cached[0] == signature:
+        return dict(cached[1])
+    for rel, (_, sha) in expected.items():
+        if _sha256(folder / rel) != sha:
+            problems[rel] = "garbled (its checksum does not match)"
+    _VERIFIED[folder] = (signature, dict(problems))
+    return problems
+
+
+def verify_build(folder: Path) -> None:
+    """Raise IndexDamaged unless every file of the build matches the manifest's record (sizes, then
+    sha256 of every file: 10-20 ms for the shipped report's 9 MB, cached while no file changes)."""
+    problems = _problems(folder)
+    if problems:
+        file, reason = next(iter(problems.items()))
+        raise IndexDamaged(folder, file, reason, problems=problems)
+
+
+def _read(folder: Path, name: str, reader: Callable[[], Any]) -> Any:
+    """``reader()``, with any exception of the library behind it turned into IndexDamaged for ``name``."""
+    try:
+        return reader()
+    except IndexDamaged:
+        raise
+    except Exception as exc:  # faiss raises RuntimeError, numpy ValueError, bm25s anything
+        if name == "faiss.index":
+            reason = "not a readable FAISS index"
+        else:
+            first = (str(exc).strip().splitlines() or [""])[0]
+            reason = f"cannot be read ({type(exc).__name__}: {first[:80]})"
+        raise IndexDamaged(folder, name, reason) from None
+
+
+def _load_array(path: Path, columns: int | None = None) -> np.ndarray:
+    array = np.load(path, allow_pickle=False)
+    if array.ndim != 2 or (columns is not None and array.shape[1] != columns):
+        raise ValueError(f"an array of shape {array.shape}")
+    return array
+
+
+def _documents(keyword: KeywordIndex) -> int:
+    return int(keyword.retriever.scores["num_docs"])
+
+
+def _load_build(folder: Path) -> LoadedIndex:
+    """One build, checked: its files against the manifest's record, then loaded with every library
+    error turned into IndexDamaged, then its parts against each other."""
+    verify_build(folder)
+    manifest = _read(folder, MANIFEST_FILE, lambda: read_manifest(folder))
+    if not isinstance(manifest.get("documents"), dict):
+        raise IndexDamaged(folder, MANIFEST_FILE, "it lists no documents")
+    chunks = _read(folder, "chunks.jsonl", lambda: read_chunks(folder))
+    embeddings = _read(folder, "embeddings.npy", lambda: _load_array(folder / "embeddings.npy"))
+    index = _read(folder, "faiss.index", lambda: faiss.read_index(str(folder / "faiss.index")))
+    keyword = _read(folder, "bm25", lambda: KeywordIndex.load(folder / "bm25"))
+    spans = _read(folder, "sentence_spans.npy", lambda: _load_array(folder / "sentence_spans.npy", 3))
+    sentence_vectors = _read(folder, "sentence_embeddings.npy",
+                             lambda: _load_array(folder / "sentence_embeddings.npy"))
+    sentence_keyword = _read(folder, "bm25_sentences", lambda: KeywordIndex.load(folder / "bm25_sentences"))
+    n = len(chunks)
+    mismatch = [
+        ("chunks.jsonl", n == 0, "no chunks"),
+        ("embeddings.npy", embeddings.shape[0] != n, f"{embeddings.shape[0]:,} vectors for {n:,} chunks"),
+        ("faiss.index", index.ntotal != n, f"{index.ntotal:,} vectors for {n:,} chunks"),
+        ("faiss.index", index.d != embeddings.shape[1], f"dimension {index.d}, the embeddings' {embeddings.shape[1]}"),
+        ("bm25", {len(keyword.languages), _documents(keyword)} != {n}, f"{_documents(keyword):,} passages and "
+         f"{len(keyword.languages):,} languages for {n:,} chunks"),
+        ("sentence_embeddings.npy", len(sentence_vectors) != len(spans),
+         f"{len(sentence_vectors):,} vectors for {len(spans):,} sentences"),
+        ("sentence_spans.npy", bool(len(spans)) and not 0 <= int(spans[:, 0].min()) <= int(spans[:, 0].max()) < n,
+         "sentences of chunks that do not exist"),
+        ("bm25_sentences", {len(sentence_keyword.languages), _documents(sentence_keyword)} != {max(len(spans), 1)},
+         f"{_documents(sentence_keyword):,} sentences and {len(sentence_keyword.languages):,} languages "
+         f"for {len(spans):,} spans"),
+    ]
+    for name, wrong, reason in mismatch:
+        if wrong:
+            raise IndexDamaged(folder, name, reason)
     return LoadedIndex(folder, manifest, chunks, embeddings, index, keyword, spans, sentence_vectors,
                        sentence_keyword)
+
+
+def check_build(folder: Path) -> IndexDamaged | None:
+    """What is wrong with a build (None if it loads): the full load, without keeping it."""
+    try:
+        _load_build(folder)
+    except IndexDamaged as damage:
+        return damage
+    return None
+
+
+def _good_builds(index_dir: Path, exclude: Path | None = None) -> list[Path]:
+    """Builds that have loaded successfully once, newest first (by when their manifest was written);
+    resolved paths, like :func:`current_folder`'s, so they compare equal to it."""
+    builds = (index_dir / "builds").resolve()
+    if not builds.is_dir():
+        return []
+
+    def written(folder: Path) -> tuple[int, str]:
+        try:
+            return (folder / MANIFEST_FILE).stat().st_mtime_ns, folder.name
+        except OSError:
+            return 0, folder.name
+
+    found = [f for f in builds.iterdir()
+             if not f.name.startswith(".") and (exclude is None or f.name != exclude.name)
+             and (f / GOOD_MARKER).exists()]
+    return sorted(found, key=written, reverse=True)
+
+
+def _fallback(index_dir: Path, damaged: Path) -> tuple[Path, LoadedIndex] | None:
+    """The newest good build other than ``damaged`` that still loads, loaded."""
+    for folder in _good_builds(index_dir, exclude=damaged):
+        try:
+            return folder, _load_build(folder)
+        except IndexDamaged as damage:
+            log.warning("%s", damage)
+    return None
+
+
+def _mark_good(folder: Path) -> None:
+    marker = folder / GOOD_MARKER
+    if not marker.exists():
+        with contextlib.suppress(OSError):  # a read-only index still loads
+            marker.touch()
+
+
+def load_index(index_dir: Path) -> LoadedIndex:
+    """The index ``current`` points to, checked (see :func:`verify_build`).
+
+    When that build is damaged, the newest good build is loaded instead: the returned index's
+    ``fallback_from`` names the damaged build and ``notices`` holds the line to show. ``current`` is
+    left alone here (the next build, under the build lock, repoints it). With no good build to fall
+    back to this raises IndexDamaged, and ``gcm-qa index`` (or ``Engine.ensure_index``, which treats
+    a damaged index as stale) rebuilds; with no build at all, IndexMissingError.
+    """
+    folder = _current_target(index_dir)
+    if folder is None:
+        raise IndexMissingError(f"no index in {index_dir} (run 'gcm-qa index')")
+    try:
+        loaded = _load_build(folder)
+    except IndexDamaged as damage:
+        found = _fallback(index_dir, folder)
+        if found is None:
+            raise IndexDamaged(folder, damage.file, damage.reason, "no earlier good build to fall back to; "
+                               "run 'gcm-qa index' to rebuild it", damage.problems) from None
+        good, loaded = found
+        loaded.fallback_from = folder.name
+        loaded.notices.append(f"{damage.description}; using the previous build {good.name}")
+        log.warning("%s", loaded.notices[-1])
+        return loaded
+    _mark_good(folder)
+    return loaded
 
 
 def scan(settings: Settings) -> tuple[list[tuple[Path, str, dict[str, Any] | None]], list[str]]:
@@ -209,11 +463,15 @@ def is_stale(settings: Settings, model_identity: str) -> bool:
     folder = current_folder(settings.paths.index_dir)
     if folder is None:
         return True
-    manifest = read_manifest(folder)
-    if manifest.get("recipe") != recipe(settings, model_identity):
+    try:
+        verify_build(folder)  # a damaged index is stale: the build falls back or rebuilds
+        manifest = read_manifest(folder)
+        if manifest.get("recipe") != recipe(settings, model_identity):
+            return True
+        indexed = {d["file"]: d for d in manifest["documents"].values()}
+    except (IndexDamaged, AttributeError, KeyError, TypeError):
         return True
     files, _ = scan(settings)
-    indexed = {d["file"]: d for d in manifest["documents"].values()}
     failed = manifest.get("failed", {})
     current = {p.name: sha for p, sha, _ in files}
     for name, sha in current.items():
@@ -283,23 +541,24 @@ def _build_locked(
     report.errors.extend(manifest_errors)
     the_recipe = recipe(settings, model_identity)
 
-    previous_folder = current_folder(index_dir)
+    previous_folder = _current_target(index_dir)
+    source = previous_folder  # the build whose manifest and chunks are reused
+    damage: IndexDamaged | None = None
     prev_manifest: dict[str, Any] = {}
     prev_chunks: dict[str, list[Chunk]] = {}
     # text hash -> vector, for this model: the shipped vectors, then the previous build's
     known_vectors = {} if full else vector_store.load(settings.paths.vectors_dir, model_identity)
     if previous_folder is not None and not full:
-        try:
-            prev_manifest = read_manifest(previous_folder)
-        except (OSError, ValueError):
-            prev_manifest = {}
-        if prev_manifest.get("recipe", {}).get("model") == model_identity:
-            known_vectors.update(_build_vectors(previous_folder))
-        if prev_manifest.get("recipe") == the_recipe:
-            for chunk in read_chunks(previous_folder):
-                prev_chunks.setdefault(chunk.doc_id, []).append(chunk)
-        else:
-            prev_manifest = {}
+        damage = check_build(previous_folder)
+        unreadable = damage.problems if damage is not None else {}
+        if damage is not None:
+            source = _heal(index_dir, previous_folder, damage, report, echo)
+            if source != previous_folder:  # what the damaged build holds that can be read is not embedded again
+                known_vectors.update(_reusable(previous_folder, model_identity, the_recipe, unreadable)[2])
+                unreadable = {}
+        if source is not None:
+            prev_manifest, prev_chunks, vectors = _reusable(source, model_identity, the_recipe, unreadable)
+            known_vectors.update(vectors)
     prev_docs_by_file = {d["file"]: (doc_id, d) for doc_id, d in prev_manifest.get("documents", {}).items()}
 
     documents: dict[str, dict[str, Any]] = {}
@@ -347,6 +606,7 @@ def _build_locked(
     prev_failed = prev_manifest.get("failed", {})
     unchanged = (
         prev_manifest
+        and (damage is None or source != previous_folder)  # a damaged build is written anew
         and not report.changed
         and not report.removed
         and failed == prev_failed
@@ -355,7 +615,10 @@ def _build_locked(
     )
     if unchanged:
         report.up_to_date = True
-        report.folder = previous_folder
+        report.folder = source
+        if source is not None and source != previous_folder:  # the previous good build takes over
+            _point_current(index_dir, source)
+            _prune(index_dir, source, None)
         report.reused = report.chunks
         report.seconds = time.perf_counter() - started
         return report
@@ -383,7 +646,8 @@ def _build_locked(
         "documents": documents,
         "failed": failed,
     }
-    report.folder = _write_and_swap(index_dir, manifest, all_chunks, matrix, sentence_data, settings.keyword)
+    report.folder = _write_and_swap(index_dir, manifest, all_chunks, matrix, sentence_data, settings.keyword,
+                                    keep_previous=damage is None)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -411,20 +675,79 @@ def _embed(
     return np.stack([known[k] for k in keys]).astype(np.float32), len(missing)
 
 
-def _build_vectors(folder: Path) -> dict[str, np.ndarray]:
-    """Text hash -> vector for every passage and sentence of a build (empty if it cannot be read)."""
+def _heal(
+    index_dir: Path, damaged: Path, damage: IndexDamaged, report: BuildReport, echo: Callable[[str], None]
+) -> Path | None:
+    """A build found the current build damaged: choose what to build from (the newest good build,
+    else the damaged build itself for whatever it still holds that can be read, else nothing), and
+    say so in one line. The damaged build loses its good mark, so it is never fallen back to."""
+    with contextlib.suppress(OSError):
+        (damaged / GOOD_MARKER).unlink(missing_ok=True)
+    found = _fallback(index_dir, damaged)
+    report.damaged_build = damaged.name
+    if found is not None:
+        source: Path | None = found[0]
+        remedy = f"using the previous build {found[0].name}"
+    else:
+        source = damaged if damaged.is_dir() else None
+        remedy = "no earlier good build to fall back to, so the index is rebuilt from what can still be read"
+    report.notices.append(f"{damage.description}; {remedy}")
+    echo(f"gcm-qa: {report.notices[-1]}")
+    return source
+
+
+def _reusable(
+    folder: Path, model_identity: str, the_recipe: dict[str, Any], unreadable: dict[str, str]
+) -> tuple[dict[str, Any], dict[str, list[Chunk]], dict[str, np.ndarray]]:
+    """What a new build can take from an earlier one: its manifest and chunks by document (same
+    recipe) and its vectors (same model). Files in ``unreadable``, and whatever fails to read, are
+    left out rather than raised: a build must get past a damaged predecessor."""
+    if MANIFEST_FILE in unreadable or "" in unreadable:
+        return {}, {}, {}
+    try:
+        manifest = read_manifest(folder)
+        same_model = manifest["recipe"]["model"] == model_identity
+    except Exception:
+        return {}, {}, {}
+    vectors = _build_vectors(folder, unreadable) if same_model else {}
+    if manifest.get("recipe") != the_recipe or "chunks.jsonl" in unreadable:
+        return {}, {}, vectors
+    by_doc: dict[str, list[Chunk]] = {}
+    try:
+        for chunk in read_chunks(folder):
+            by_doc.setdefault(chunk.doc_id, []).append(chunk)
+        for doc in manifest["documents"].values():  # what the build reads of each document
+            DocMeta(**doc["meta"])
+            str(doc["file"]), str(doc["sha256"])
+        dict(manifest.get("failed", {}))
+    except Exception:
+        return {}, {}, vectors
+    return manifest, by_doc, vectors
+
+
+def _build_vectors(folder: Path, unreadable: dict[str, str] | None = None) -> dict[str, np.ndarray]:
+    """Text hash -> vector for every passage and sentence of a build that can be read: nothing of
+    a file in ``unreadable`` and nothing whose counts do not match."""
+    skip = unreadable or {}
+    found: dict[str, np.ndarray] = {}
+    if "chunks.jsonl" in skip:
+        return found
     try:
         chunks = read_chunks(folder)
-        vectors = np.load(folder / "embeddings.npy", allow_pickle=False)
-        spans = np.load(folder / "sentence_spans.npy", allow_pickle=False)
-        sentence_vectors = np.load(folder / "sentence_embeddings.npy", allow_pickle=False)
-    except (OSError, ValueError):
-        return {}
-    if len(chunks) != len(vectors) or len(spans) != len(sentence_vectors):
-        return {}
-    found = {text_key(c.embed_text()): v for c, v in zip(chunks, vectors, strict=True)}
-    for (ci, a, b), vector in zip(spans, sentence_vectors, strict=True):
-        found[text_key(chunks[int(ci)].text[int(a) : int(b)])] = vector
+        if "embeddings.npy" not in skip:
+            vectors = _load_array(folder / "embeddings.npy")
+            if len(vectors) == len(chunks):
+                found.update((text_key(c.embed_text()), v) for c, v in zip(chunks, vectors, strict=True))
+        if "sentence_spans.npy" in skip or "sentence_embeddings.npy" in skip:
+            return found
+        spans = _load_array(folder / "sentence_spans.npy", 3)
+        sentence_vectors = _load_array(folder / "sentence_embeddings.npy")
+        if len(spans) != len(sentence_vectors):
+            return found
+        for (ci, a, b), vector in zip(spans, sentence_vectors, strict=True):
+            found[text_key(chunks[int(ci)].text[int(a) : int(b)])] = vector
+    except Exception:  # whatever a damaged file raises: reuse what was read, embed the rest
+        pass
     return found
 
 
@@ -433,6 +756,7 @@ def export_vectors(settings: Settings, model_identity: str) -> Path:
     folder = current_folder(settings.paths.index_dir)
     if folder is None:
         raise IndexMissingError(f"no index in {settings.paths.index_dir} (run 'gcm-qa index')")
+    verify_build(folder)
     if read_manifest(folder)["recipe"]["model"] != model_identity:
         raise IndexMissingError(f"the index in {folder} was built with another model; run 'gcm-qa index' first")
     return vector_store.save(settings.paths.vectors_dir, model_identity, _build_vectors(folder))
@@ -467,7 +791,10 @@ def _write_and_swap(
     matrix: np.ndarray,
     sentence_data: tuple[np.ndarray, np.ndarray, list[str]],
     bm25: KeywordSettings,
+    keep_previous: bool = True,
 ) -> Path:
+    """Write a build into a fresh folder, point ``current`` at it, and prune old builds (the one it
+    replaces is kept unless ``keep_previous`` is False, i.e. it was damaged)."""
     builds = index_dir / "builds"
     builds.mkdir(parents=True, exist_ok=True)
     for stale in builds.glob(".tmp-*"):  # left by a crashed build
@@ -489,22 +816,36 @@ def _write_and_swap(
     sentence_languages = [languages[int(ci)] for ci in spans[:, 0]]
     KeywordIndex.build(sentence_texts or ["∅"], sentence_languages or ["en"], k1=bm25.k1, b=bm25.b).save(
         tmp / "bm25_sentences")
-    (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+    manifest = {**manifest, "files": _file_record(tmp)}  # checked at every load
+    (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
     _fsync_tree(tmp)
     build_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
     final = builds / build_id
     tmp.rename(final)
-    link_tmp = index_dir / f".current-{uuid.uuid4().hex[:8]}"
-    link_tmp.symlink_to(Path("builds") / build_id)
     old = current_folder(index_dir)
+    _point_current(index_dir, final)
+    _prune(index_dir, final, old if keep_previous else None)
+    return final
+
+
+def _point_current(index_dir: Path, folder: Path) -> None:
+    link_tmp = index_dir / f".current-{uuid.uuid4().hex[:8]}"
+    link_tmp.symlink_to(Path("builds") / folder.name)
     os.replace(link_tmp, index_dir / "current")  # the atomic step
     _fsync_dir(index_dir)
-    for folder in builds.iterdir():
-        if folder.name != build_id and not folder.name.startswith(".") and folder != old:
+
+
+def _prune(index_dir: Path, current: Path, previous: Path | None) -> None:
+    """Remove old builds but ``current``, the one it replaced (``previous``, if given) and the newest
+    KEEP_GOOD_BUILDS good builds, which a load falls back to when ``current`` turns out damaged.
+    A damaged build has lost its good mark, so it goes unless it is one of these."""
+    keep = {current.name, *(f.name for f in _good_builds(index_dir, exclude=current)[:KEEP_GOOD_BUILDS])}
+    if previous is not None:
+        keep.add(previous.name)
+    for folder in (index_dir / "builds").resolve().iterdir():
+        if not folder.name.startswith(".") and folder.name not in keep:
             shutil.rmtree(folder, ignore_errors=True)
-    if old is not None and old != final:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
+            _VERIFIED.pop(folder, None)
 
 
 def _fsync_tree(folder: Path) -> None:

@@ -1,0 +1,413 @@
+"""An index that heals itself: every file of a build is checked at load, a damaged build is never
+used, the previous good build stands in for it, and with none left the index is rebuilt.
+
+The fast tests build real indexes (real FAISS, numpy, bm25s files) over a small hand-made corpus
+with a stand-in encoder that hashes text into vectors, so each of the 18 files of a build can be
+deleted, cut in half and garbled in turn within seconds. The slow ones do the same through the
+engine and the CLI with the real MiniLM model, as a user would meet it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import make_settings
+
+from gcm_qa import index_store
+from gcm_qa.engine import Engine
+from gcm_qa.settings import Settings
+
+DOCS = {
+    "informe-argentina.txt": (
+        "Informe voluntario de Argentina\n\n"
+        "The Patria Grande programme regularised the status of more than 400,000 migrants from MERCOSUR "
+        "countries. Applications are filed online and a provisional residence is granted while they are "
+        "processed, so applicants can work legally from the first day.\n\n"
+        "The National Directorate of Migration opened twelve regional offices to shorten waiting times."
+    ),
+    "informe-mexico.txt": (
+        "Informe voluntario de México\n\n"
+        "Mexico reported that children and adolescents in the context of migration are no longer held in "
+        "migration stations. Since the 2020 reform they are referred to the child protection system, which "
+        "places them in shelters run by the DIF family agency."
+    ),
+}
+NEWER_DOC = (
+    "informe-uruguay.txt",
+    "Informe voluntario de Uruguay\n\n"
+    "Uruguay applies the Ibero-American Multilateral Convention on Social Security, so pension "
+    "contributions paid in Spain, Portugal or Bolivia count towards a Uruguayan retirement. The social "
+    "security bank processed 3,100 totalisation requests in 2020.",
+)
+QUESTION = "How many totalisation requests did the social security bank of Uruguay process?"
+
+# every file a build writes; the manifest records all but itself
+BUILD_FILES = [
+    "manifest.json",
+    "chunks.jsonl",
+    "embeddings.npy",
+    "faiss.index",
+    "sentence_spans.npy",
+    "sentence_embeddings.npy",
+    *(f"{folder}/{name}" for folder in ("bm25", "bm25_sentences") for name in (
+        "data.csc.index.npy", "indices.csc.index.npy", "indptr.csc.index.npy", "languages.json",
+        "params.index.json", "vocab.index.json")),
+]
+
+
+def delete(path: Path) -> None:
+    path.unlink()
+
+
+def truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def garble(path: Path) -> None:
+    """Flip 16 bytes in the middle: same size, different content (only a checksum tells)."""
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    for i in range(max(0, middle - 8), min(len(data), middle + 8)):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+DAMAGES: dict[str, Callable[[Path], None]] = {"deleted": delete, "truncated": truncate, "garbled": garble}
+
+
+class HashEmbedder:
+    """A stand-in encoder: a unit vector seeded by the text's hash, so equal texts get equal vectors
+    and a build is real in every file without loading a model. Counts what it embeds."""
+
+    name = "test:hash-embedder"
+    identity = "test:hash-embedder@1"
+    dimension = 16
+    multilingual = False
+
+    def __init__(self) -> None:
+        self.embedded = 0
+
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        self.embedded += len(texts)
+        rows = []
+        for text in texts:
+            seed = int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "little")
+            v = np.random.default_rng(seed).normal(size=self.dimension).astype(np.float32)
+            rows.append(v / np.linalg.norm(v))
+        return np.stack(rows) if rows else np.zeros((0, self.dimension), dtype=np.float32)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts)
+
+    def encode_documents(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        return self._encode(texts)
+
+
+def write_corpus(corpus: Path, docs: dict[str, str]) -> None:
+    corpus.mkdir(parents=True, exist_ok=True)
+    for name, text in docs.items():
+        (corpus / name).write_text(text, encoding="utf-8")
+
+
+def two_builds(root: Path, build: Callable[[], object]) -> tuple[Path, Path]:
+    """A good build of DOCS, then a newer one with NEWER_DOC added; each loaded once (so good).
+    Returns (older, newer)."""
+    write_corpus(root / "corpus", DOCS)
+    build()
+    index_store.load_index(root / "index")
+    older = index_store.current_folder(root / "index")
+    write_corpus(root / "corpus", dict([NEWER_DOC]))
+    build()
+    index_store.load_index(root / "index")
+    newer = index_store.current_folder(root / "index")
+    assert older is not None and newer is not None and older != newer
+    return older, newer
+
+
+def copy_root(template: Path, target: Path) -> Path:
+    """A private copy of a corpus and its index (``current`` stays a relative link)."""
+    shutil.copytree(template, target, symlinks=True)
+    return target
+
+
+def damaged(lines: list[str]) -> list[str]:
+    """The lines saying a build is damaged, among all a build echoes ("Embedding ...")."""
+    return [line for line in lines if "damaged" in line]
+
+
+def one_line_naming(message: str, file: str) -> bool:
+    return "\n" not in message and f"({file}: " in message and "Traceback" not in message
+
+
+# --- fast: the stand-in encoder ------------------------------------------------------------------
+
+
+def hash_settings(root: Path) -> Settings:
+    return make_settings(root, root / "cache")
+
+
+def hash_build(root: Path, embedder: HashEmbedder | None = None, **kwargs: object) -> index_store.BuildReport:
+    model = embedder or HashEmbedder()
+    return index_store.build(hash_settings(root), lambda: model, model.identity, progress=False, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("health-template")
+    two_builds(root, lambda: hash_build(root))
+    return root
+
+
+def builds_of(root: Path) -> tuple[Path, Path]:
+    """(older, newer) build folders of a copy of the template."""
+    newer = index_store.current_folder(root / "index")
+    assert newer is not None
+    older = [f for f in (root / "index" / "builds").iterdir() if f.name != newer.name]
+    assert len(older) == 1
+    return older[0].resolve(), newer
+
+
+def test_the_manifest_records_size_and_checksum_of_every_file(template: Path) -> None:
+    folder = index_store.current_folder(template / "index")
+    assert folder is not None
+    record = index_store.read_manifest(folder)["files"]
+    assert sorted(record) == sorted(BUILD_FILES[1:])
+    for rel, entry in record.items():
+        data = (folder / rel).read_bytes()
+        assert entry == {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    # both builds are good and kept
+    assert all((f / index_store.GOOD_MARKER).exists() for f in (template / "index" / "builds").iterdir())
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+@pytest.mark.parametrize("file", BUILD_FILES)
+def test_a_damaged_file_falls_back_to_the_previous_build_and_the_next_build_heals(
+    template: Path, tmp_path: Path, file: str, damage: str
+) -> None:
+    root = copy_root(template, tmp_path / "root")
+    older, newer = builds_of(root)
+    DAMAGES[damage](newer / file)
+
+    # the load: the previous good build, and one line naming the file
+    loaded = index_store.load_index(root / "index")
+    assert loaded.folder == older and loaded.fallback_from == newer.name
+    assert len(loaded.notices) == 1
+    notice = loaded.notices[0]
+    assert one_line_naming(notice, file), notice
+    assert notice.startswith(f"index build {newer.name} is damaged (")
+    assert notice.endswith(f"; using the previous build {older.name}")
+    if damage == "deleted":
+        assert f"({file}: missing)" in notice
+    elif damage == "truncated" and file != "manifest.json":
+        assert f"({file}: {(newer / file).stat().st_size:,} bytes, expected " in notice
+
+    # a damaged index is stale; the next incremental build says so in one line and rebuilds what
+    # the previous build lacks, re-embedding only what cannot be read
+    settings = hash_settings(root)
+    assert index_store.is_stale(settings, HashEmbedder.identity)
+    model = HashEmbedder()
+    echoed: list[str] = []
+    report = hash_build(root, model, echo=echoed.append)
+    assert report.damaged_build == newer.name and not report.up_to_date
+    assert report.notices == [notice] and damaged(echoed) == [f"gcm-qa: {notice}"]
+    assert report.errors == []
+    assert model.embedded == report.embedded + report.embedded_sentences
+    if file in ("manifest.json", "chunks.jsonl", "embeddings.npy"):
+        assert report.embedded > 0  # the newest document's passage vectors were only in the damaged build
+    else:
+        assert report.embedded == 0
+    healed = index_store.load_index(root / "index")
+    assert healed.fallback_from is None and healed.notices == []
+    assert healed.folder == report.folder and healed.folder not in (older, newer)
+    assert {c.doc_id for c in healed.chunks} == {"informe-argentina", "informe-mexico", "informe-uruguay"}
+    assert not newer.exists()  # the damaged build is gone, the good one kept
+    assert older.exists() and not index_store.is_stale(settings, HashEmbedder.identity)
+
+
+@pytest.mark.parametrize("file", ["faiss.index", "bm25/vocab.index.json", "sentence_embeddings.npy"])
+def test_with_the_corpus_of_the_previous_build_the_build_just_goes_back_to_it(
+    template: Path, tmp_path: Path, file: str
+) -> None:
+    root = copy_root(template, tmp_path / "root")
+    older, newer = builds_of(root)
+    (root / "corpus" / NEWER_DOC[0]).unlink()  # the corpus the older build was made of
+    truncate(newer / file)
+    model = HashEmbedder()
+    report = hash_build(root, model)
+    assert report.up_to_date and report.folder == older and model.embedded == 0
+    assert len(report.notices) == 1 and one_line_naming(report.notices[0], file)
+    assert report.notices[0].endswith(f"; using the previous build {older.name}")
+    assert index_store.current_folder(root / "index") == older
+    assert not newer.exists()
+    loaded = index_store.load_index(root / "index")
+    assert loaded.folder == older and loaded.fallback_from is None
+
+
+def test_both_builds_damaged_means_a_rebuild(template: Path, tmp_path: Path) -> None:
+    root = copy_root(template, tmp_path / "root")
+    older, newer = builds_of(root)
+    size = (newer / "faiss.index").stat().st_size
+    (newer / "faiss.index").write_bytes(b"")
+    garble(older / "chunks.jsonl")
+
+    with pytest.raises(index_store.IndexDamaged) as caught:
+        index_store.load_index(root / "index")
+    message = str(caught.value)
+    assert message == (f"index build {newer.name} is damaged (faiss.index: 0 bytes, expected {size:,}); "
+                       "no earlier good build to fall back to; run 'gcm-qa index' to rebuild it")
+    assert caught.value.file == "faiss.index" and caught.value.folder == newer
+    assert isinstance(caught.value, index_store.IndexMissingError)  # reported like a missing index
+
+    model = HashEmbedder()
+    report = hash_build(root, model)
+    assert not report.up_to_date and report.damaged_build == newer.name
+    assert len(report.notices) == 1 and one_line_naming(report.notices[0], "faiss.index")
+    assert "no earlier good build to fall back to, so the index is rebuilt" in report.notices[0]
+    assert report.embedded == 0  # the damaged build's chunks and vectors were still readable
+    loaded = index_store.load_index(root / "index")
+    assert loaded.fallback_from is None and len(loaded.chunks) == report.chunks
+    assert not newer.exists()
+
+
+def test_a_dangling_current_link_is_a_damaged_build(template: Path, tmp_path: Path) -> None:
+    root = copy_root(template, tmp_path / "root")
+    older, newer = builds_of(root)
+    shutil.rmtree(newer)
+    loaded = index_store.load_index(root / "index")
+    assert loaded.folder == older
+    assert loaded.notices == [f"index build {newer.name} is damaged (its folder is missing); "
+                              f"using the previous build {older.name}"]
+    report = hash_build(root)
+    assert report.damaged_build == newer.name and report.errors == []
+    assert index_store.load_index(root / "index").fallback_from is None
+
+
+def test_a_build_without_a_record_still_fails_in_one_line(template: Path, tmp_path: Path) -> None:
+    """A format-1 build has no record of its files; its load errors are still turned into one line."""
+    root = copy_root(template, tmp_path / "root")
+    older, newer = builds_of(root)
+    manifest = index_store.read_manifest(newer)
+    del manifest["files"]
+    (newer / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    truncate(newer / "faiss.index")
+    loaded = index_store.load_index(root / "index")
+    assert loaded.folder == older
+    assert loaded.notices[0].startswith(f"index build {newer.name} is damaged "
+                                        "(faiss.index: not a readable FAISS index)")
+    truncate(newer / "embeddings.npy")
+    damage = index_store.check_build(newer)
+    assert damage is not None and damage.file == "embeddings.npy" and "\n" not in str(damage)
+
+
+def test_a_build_counts_as_good_once_loaded_and_two_good_ones_are_kept(tmp_path: Path) -> None:
+    write_corpus(tmp_path / "corpus", DOCS)
+    index_dir = tmp_path / "index"
+    folders = []
+    for n in range(4):
+        (tmp_path / "corpus" / f"note-{n}.txt").write_text(f"Note {n} on consular protection in 202{n}.",
+                                                           encoding="utf-8")
+        hash_build(tmp_path)
+        folder = index_store.current_folder(index_dir)
+        assert folder is not None and not (folder / index_store.GOOD_MARKER).exists()  # not loaded yet
+        index_store.load_index(index_dir)
+        assert (folder / index_store.GOOD_MARKER).exists()
+        folders.append(folder)
+    kept = {f.name for f in (index_dir / "builds").iterdir()}
+    # the newest build, the two good builds before it (the one it replaced among them)
+    assert kept == {f.name for f in folders[-3:]}
+
+    # a build that never loaded is not fallen back to
+    (folders[-2] / index_store.GOOD_MARKER).unlink()
+    (folders[-1] / "embeddings.npy").unlink()
+    assert index_store.load_index(index_dir).folder == folders[-3]
+
+
+# --- slow: the real model, through the engine and the CLI ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def model_template(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path, embedder) -> Path:
+    root = tmp_path_factory.mktemp("health-model")
+    engine = Engine(make_settings(root, cache_dir), embedder=embedder)
+    two_builds(root, engine.build)
+    return root
+
+
+@pytest.mark.slow  # builds with the real model
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+@pytest.mark.parametrize("file", BUILD_FILES)
+def test_asking_with_a_damaged_file_answers_from_a_good_build(
+    model_template: Path, tmp_path: Path, cache_dir: Path, embedder, file: str, damage: str
+) -> None:
+    root = copy_root(model_template, tmp_path / "root")
+    older, newer = builds_of(root)
+    DAMAGES[damage](newer / file)
+    engine = Engine(make_settings(root, cache_dir), embedder=embedder)  # a fresh process, in effect
+    echoed: list[str] = []
+    report = engine.ensure_index(echo=echoed.append)
+    assert report is not None and report.damaged_build == newer.name
+    said = damaged(echoed)
+    assert len(said) == 1 and one_line_naming(said[0], file), echoed
+    assert said[0].endswith(f"; using the previous build {older.name}")
+    answer = engine.ask(QUESTION)
+    assert not answer.abstained and "3,100" in answer.answer
+    assert engine.index.folder not in (older, newer) and engine.index.fallback_from is None
+    assert not newer.exists()
+
+
+@pytest.mark.slow  # builds with the real model
+def test_both_builds_damaged_the_engine_rebuilds_and_answers(
+    model_template: Path, tmp_path: Path, cache_dir: Path, embedder
+) -> None:
+    root = copy_root(model_template, tmp_path / "root")
+    older, newer = builds_of(root)
+    delete(newer / "chunks.jsonl")
+    truncate(older / "faiss.index")
+    engine = Engine(make_settings(root, cache_dir), embedder=embedder)
+    echoed: list[str] = []
+    report = engine.ensure_index(echo=echoed.append)
+    assert report is not None and not report.up_to_date and report.damaged_build == newer.name
+    assert damaged(echoed) == [f"gcm-qa: index build {newer.name} is damaged (chunks.jsonl: missing); no earlier good "
+                         "build to fall back to, so the index is rebuilt from what can still be read"]
+    assert report.embedded > 0  # without its chunks the damaged build's vectors cannot be matched to text
+    answer = engine.ask(QUESTION)
+    assert not answer.abstained and "3,100" in answer.answer
+
+
+def run_cli(root: Path, cache_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gcm_qa.cli", *args, "--corpus", str(root / "corpus"), "--index-dir",
+         str(root / "index"), "--cache-dir", str(cache_dir)],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+@pytest.mark.slow  # starts a process
+def test_gcm_qa_ask_on_an_empty_faiss_index_says_so_in_one_line(
+    model_template: Path, tmp_path: Path, cache_dir: Path
+) -> None:
+    root = copy_root(model_template, tmp_path / "root")
+    older, newer = builds_of(root)
+    size = (newer / "faiss.index").stat().st_size
+    (newer / "faiss.index").write_bytes(b"")
+    result = run_cli(root, cache_dir, "ask", QUESTION)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if "damaged" in line]
+    assert lines == [f"gcm-qa: index build {newer.name} is damaged (faiss.index: 0 bytes, expected {size:,}); "
+                     f"using the previous build {older.name}"]
+    assert "3,100" in result.stdout
+
+    # and the index it left behind is whole: the next ask says nothing
+    again = run_cli(root, cache_dir, "ask", QUESTION)
+    assert again.returncode == 0 and "damaged" not in again.stderr
