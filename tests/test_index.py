@@ -353,10 +353,13 @@ def test_previously_indexed_document_that_becomes_corrupt_keeps_its_chunks(
     assert [c.to_dict() for c in doc_chunks(engine, "informe-paraguay")] == before
     assert "informe-paraguay" in retrieved_doc_ids(engine, "Lorem ipsum dolor sit amet")
 
-    # still kept on the next build, and a repaired file replaces it
+    # still kept on the next build, a full one too, and a repaired file replaces it
     again, _ = timed_build(engine)
     assert [c.to_dict() for c in doc_chunks(engine, "informe-paraguay")] == before
     assert "kept the previously indexed version" in again.errors[0]
+    full = engine.build(full=True)
+    assert "kept the previously indexed version" in full.errors[0] and not full.up_to_date
+    assert [c.to_dict() for c in doc_chunks(engine, "informe-paraguay")] == before
     (corpus / "informe-paraguay.pdf").unlink()
     (corpus / "informe-paraguay.txt").write_text(
         "Paraguay reported a new migration law in 2022.", encoding="utf-8"

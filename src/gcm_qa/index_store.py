@@ -559,6 +559,10 @@ def _build_locked(
         if source is not None:
             prev_manifest, prev_chunks, vectors = _reusable(source, model_identity, the_recipe, unreadable)
             known_vectors.update(vectors)
+    elif previous_folder is not None and check_build(previous_folder) is None:
+        # a full build reads and embeds everything again, but a document that no longer reads keeps
+        # the version the previous build indexed (its vectors are not reused: they are embedded anew)
+        prev_manifest, prev_chunks, _ = _reusable(previous_folder, model_identity, the_recipe, {})
     prev_docs_by_file = {d["file"]: (doc_id, d) for doc_id, d in prev_manifest.get("documents", {}).items()}
 
     documents: dict[str, dict[str, Any]] = {}
@@ -569,7 +573,7 @@ def _build_locked(
     for path, sha, entry in bar:
         bar.set_postfix_str(path.name[:40])
         previous = prev_docs_by_file.get(path.name)
-        if previous is not None and previous[1]["sha256"] == sha and previous[0] in prev_chunks:
+        if not full and previous is not None and previous[1]["sha256"] == sha and previous[0] in prev_chunks:
             doc_id, doc = previous
             meta = corpus.merge_meta(DocMeta(**doc["meta"]), entry)
             chunks = [_with_meta(c, meta) for c in prev_chunks[doc_id]]
@@ -605,7 +609,8 @@ def _build_locked(
 
     prev_failed = prev_manifest.get("failed", {})
     unchanged = (
-        prev_manifest
+        not full
+        and prev_manifest
         and (damage is None or source != previous_folder)  # a damaged build is written anew
         and not report.changed
         and not report.removed
