@@ -138,6 +138,7 @@ class Engine:
         profile = profiles.for_documents(self.settings.paths.corpus_dir,
                                          [(doc_id, d["meta"]["kind"]) for doc_id, d in documents.items()])
         retriever = Retriever(index, self.embedder, self.settings.retrieval)
+        self.notices.extend(n for n in index.notices if n not in self.notices)  # a damaged build fell back
         # swapped in last, together: a question under way keeps the retriever (and its index) it took
         self._index, self._profile, self._retriever = index, profile, retriever
 
