@@ -493,7 +493,7 @@ def is_stale(settings: Settings, model_identity: str) -> bool:
 def prepare_document(path: Path, entry: dict[str, Any] | None, settings: Settings) -> tuple[DocMeta, list[Chunk]]:
     """Load, clean, lay out and chunk one file with its profile (found in the corpus folder by the
     document's id and kind). Raises DocumentError for unreadable input, ProfileError for a bad profile."""
-    raw = load(path)
+    raw = load(path, settings.limits)
     paragraphs = clean_pages(raw.pages)
     if not paragraphs:
         raise DocumentError(path, "no text left after cleaning")

@@ -243,6 +243,64 @@ class AnswerSettings(_Group):
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
 
 
+class LimitSettings(_Group):
+    """What one file may cost to read (gcm_qa.loaders); a file over any limit is refused with the limit's
+    name and its measured size, never half-read. Sizes are in bytes (1 MB = 1,000,000). The defaults sit
+    far above real reports (the 90-page regional review is 0.23 MB of text; the sample PDFs' pages hold
+    9-33 KB of content stream and extract in 0.02-0.07 s each) and below what hurts: a DOCX parse costs
+    about 120 bytes of memory per XML element before python-docx's own objects, a PDF page 2-3.5 s per
+    MB of text operators (benchmarks/bench_limits.py)."""
+
+    pdf_max_bytes: int = Field(50_000_000, ge=1, description="Largest PDF file read, in bytes.")
+    docx_max_bytes: int = Field(50_000_000, ge=1, description="Largest DOCX file read, in bytes (zipped).")
+    text_max_bytes: int = Field(
+        10_000_000, ge=1,
+        description="Largest text or Markdown file read, in bytes: max_chars of UTF-16, twice that of Spanish "
+        "in UTF-8.",
+    )
+    docx_max_unzipped_bytes: int = Field(
+        300_000_000, ge=1,
+        description="Largest sum of a DOCX's unzipped members (images included), read from the zip directory "
+        "before anything is decompressed; python-docx holds every part in memory.",
+    )
+    docx_max_xml_bytes: int = Field(
+        100_000_000, ge=1,
+        description="Largest sum of a DOCX's unzipped XML parts, which python-docx parses whole (a 1,000-page "
+        "report's document.xml is some 20 MB).",
+    )
+    docx_max_xml_elements: int = Field(
+        2_000_000, ge=1,
+        description="Most XML elements in a DOCX's XML parts, counted by a streaming scan before python-docx "
+        "parses them (about 120 bytes each in lxml; a 1,000-page report has some 600,000).",
+    )
+    docx_max_paragraphs: int = Field(
+        100_000, ge=1,
+        description="Most paragraphs (<w:p> elements, table cells' included) in a DOCX, counted before "
+        "python-docx loads it.",
+    )
+    pdf_max_pages: int = Field(1_500, ge=1, description="Most pages in a PDF.")
+    pdf_max_page_content_bytes: int = Field(
+        2_000_000, ge=1,
+        description="Largest decoded content stream of one PDF page, checked before its text is extracted "
+        "(text pages hold 5-100 KB; pypdf parses text operators at 2-3.5 s per MB).",
+    )
+    pdf_max_content_bytes: int = Field(
+        200_000_000, ge=1,
+        description="Largest sum of a PDF's decoded page content streams; pypdf keeps them all in memory "
+        "while the file is read.",
+    )
+    max_chars: int = Field(
+        5_000_000, ge=1,
+        description="Most characters of text in one document, any format (some 20 times the regional review; "
+        "about 7,000 passages to embed).",
+    )
+    max_seconds: float = Field(
+        120.0, gt=0,
+        description="Wall-clock seconds one file may take to read, checked between pages, paragraphs and "
+        "blocks (a PDF page runs to its end).",
+    )
+
+
 class Settings(BaseSettings):
     """Resolved configuration; saved with every index so an index says how it was built."""
 
@@ -256,6 +314,7 @@ class Settings(BaseSettings):
     keyword: KeywordSettings = Field(default_factory=KeywordSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
 
 
 def with_tuned(settings: Settings, tuned: Mapping[str, Mapping[str, Any]]) -> Settings:
