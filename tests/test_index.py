@@ -614,3 +614,18 @@ def test_questions_are_answered_from_the_current_index_while_a_build_runs(make_e
     assert answer.passages and answer.passages[0].chunk.doc_id == "informe-argentina"
     adding.join()
     assert any(c.doc_id == "informe-largo" for c in engine.index.chunks)  # then swapped in
+
+
+def test_a_file_refused_by_a_limit_is_read_once_the_limit_is_raised(make_engine, tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    write_docs(corpus, DOCS)
+    (corpus / "informe-largo.txt").write_text("Harbour records. " * 200, encoding="utf-8")  # 3,400 characters
+    strict = make_engine(limits={"max_chars": 2000})
+    report = strict.build()
+    assert any(e.startswith("informe-largo.txt:") and "limits.max_chars" in e for e in report.errors)
+    assert not index_store.is_stale(strict.settings, strict.model.identity)  # refused, and not retried
+    relaxed = make_engine()
+    assert index_store.is_stale(relaxed.settings, relaxed.model.identity)  # another limit: another recipe
+    relaxed.ensure_index()
+    assert any(c.doc_id == "informe-largo" for c in relaxed.index.chunks)

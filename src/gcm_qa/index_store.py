@@ -178,7 +178,8 @@ class BuildReport:
 def recipe(settings: Settings, model_identity: str) -> dict[str, Any]:
     """Everything that shapes the vectors, chunks and keyword scores. Any change means a rebuild
     (vectors are still reused for unchanged text while ``model`` is the same). The documents'
-    profiles shape headings, pages and tags, so their hash is here too."""
+    profiles shape headings, pages and tags, so their hash is here too; so do the input limits,
+    which decide which files are read at all (raising one re-reads a file it refused)."""
     return {
         "format": FORMAT_VERSION,
         "loader_version": loader_version(),
@@ -188,6 +189,7 @@ def recipe(settings: Settings, model_identity: str) -> dict[str, Any]:
         "bm25_k1": settings.keyword.k1,
         "bm25_b": settings.keyword.b,
         "profiles": profiles.fingerprint(settings.paths.corpus_dir),
+        "limits": settings.limits.model_dump(),
     }
 
 
