@@ -629,3 +629,20 @@ def test_a_file_refused_by_a_limit_is_read_once_the_limit_is_raised(make_engine,
     assert index_store.is_stale(relaxed.settings, relaxed.model.identity)  # another limit: another recipe
     relaxed.ensure_index()
     assert any(c.doc_id == "informe-largo" for c in relaxed.index.chunks)
+
+
+def test_a_question_does_not_wait_for_another_process_building_the_index(make_engine, tmp_path: Path) -> None:
+    import fcntl
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    write_docs(corpus, DOCS)
+    make_engine().build()
+    (corpus / NEW_DOC[0]).write_text(NEW_DOC[1], encoding="utf-8")  # the index is stale now
+    with (tmp_path / "index" / ".lock").open("w") as held:  # as 'gcm-qa index' in another process holds it
+        fcntl.flock(held, fcntl.LOCK_EX)
+        engine = make_engine()
+        assert engine.ensure_index() is None
+        assert any("another process is rebuilding the index" in n for n in engine.notices)
+        assert "Patria Grande" in engine.ask("Which programme regularised migrants from MERCOSUR countries?").answer
+    assert index_store.is_stale(engine.settings, engine.model.identity)  # the other process would catch up

@@ -109,7 +109,13 @@ class Engine:
         try:
             report = None
             try:
-                if index_store.is_stale(self.settings, self.model.identity):
+                if (index_store.current_folder(self.settings.paths.index_dir) is not None
+                        and index_store.building(self.settings.paths.index_dir)):
+                    notice = "another process is rebuilding the index; answering from the current one"
+                    if notice not in self.notices:
+                        self.notices.append(notice)
+                    echo(f"gcm-qa: {notice}")
+                elif index_store.is_stale(self.settings, self.model.identity):
                     report = index_store.build(self.settings, lambda: self.embedder, self.model.identity,
                                                progress=progress, echo=echo)
             except (ValueError, OSError) as exc:

@@ -223,6 +223,20 @@ def build_lock(index_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def building(index_dir: Path) -> bool:
+    """Whether another process holds the build lock now (a question need not wait for it)."""
+    lock = index_dir / ".lock"
+    if not lock.exists():
+        return False
+    with lock.open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
 def read_manifest(folder: Path) -> dict[str, Any]:
     return json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
 
