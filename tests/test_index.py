@@ -479,7 +479,7 @@ def test_a_failed_add_leaves_the_corpus_as_it_was(make_engine, tmp_path: Path) -
     corpus = tmp_path / "corpus"
     write_docs(corpus, DOCS)
     engine.build()
-    before = sorted(p.name for p in corpus.iterdir())
+    before = sorted(p.name for p in corpus.iterdir() if p.name != corpus_module.ADD_LOCK)
     incoming = tmp_path / "uploads"
     incoming.mkdir()
     (incoming / NEW_DOC[0]).write_text(NEW_DOC[1], encoding="utf-8")
@@ -488,7 +488,7 @@ def test_a_failed_add_leaves_the_corpus_as_it_was(make_engine, tmp_path: Path) -
     broken = make_engine(paths={"corpus_dir": corpus, "index_dir": tmp_path / "not-a-folder"})
     with pytest.raises(OSError):
         broken.add([incoming / NEW_DOC[0]])
-    assert sorted(p.name for p in corpus.iterdir()) == before
+    assert sorted(p.name for p in corpus.iterdir() if p.name != corpus_module.ADD_LOCK) == before
 
 
 def test_empty_corpus_and_missing_corpus(make_engine, tmp_path: Path) -> None:
@@ -646,3 +646,24 @@ def test_a_question_does_not_wait_for_another_process_building_the_index(make_en
         assert any("another process is rebuilding the index" in n for n in engine.notices)
         assert "Patria Grande" in engine.ask("Which programme regularised migrants from MERCOSUR countries?").answer
     assert index_store.is_stale(engine.settings, engine.model.identity)  # the other process would catch up
+
+
+def test_an_engine_opened_while_an_add_runs_does_not_undo_it(make_engine, tmp_path: Path) -> None:
+    engine = make_engine()
+    corpus = tmp_path / "corpus"
+    corpus.mkdir(exist_ok=True)
+    write_docs(corpus, DOCS)
+    engine.build()
+    incoming = tmp_path / "uploads"
+    incoming.mkdir()
+    upload = incoming / "informe-largo.txt"
+    upload.write_text("\n\n".join(f"Paragraph {i}: harbour {i} logged {i * 5} crossings." for i in range(800)),
+                      encoding="utf-8")
+    adding = threading.Thread(target=engine.add, args=([upload],))
+    adding.start()
+    while not (corpus / ".add-journal.json").exists() and adding.is_alive():
+        time.sleep(0.01)
+    other = make_engine()  # 'gcm-qa ask' started during a chat upload
+    assert not any("interrupted add" in n for n in other.notices)
+    adding.join()
+    assert (corpus / upload.name).exists() and upload.name in (corpus / "manifest.toml").read_text(encoding="utf-8")

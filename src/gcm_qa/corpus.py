@@ -7,13 +7,15 @@ inferred from its name and content, so questionnaires can arrive before anyone c
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import re
 import shutil
 import tomllib
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
@@ -238,6 +240,36 @@ def free_name(corpus_dir: Path, name: str, taken: Iterable[str] = ()) -> str:
 
 
 JOURNAL = ".add-journal.json"
+ADD_LOCK = ".add.lock"
+
+
+@contextmanager
+def adding(corpus_dir: Path) -> Iterator[None]:
+    """Held for a whole add, by one add at a time (threads and processes alike): the manifest is
+    read and rewritten under it, and a journal is undone only by someone who can take it, so a live
+    add is never mistaken for an interrupted one. The system releases it when a process dies."""
+    with (corpus_dir / ADD_LOCK).open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def recover(corpus_dir: Path) -> list[str]:
+    """Undo an add whose process died (see ``begin_add``); the files it had brought, or [] when there
+    is none, or when the add is still running (it holds ``ADD_LOCK``)."""
+    if not (corpus_dir / JOURNAL).exists():
+        return []
+    with (corpus_dir / ADD_LOCK).open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return []  # a live add: not ours to undo
+        try:
+            return undo_add(corpus_dir)
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def begin_add(corpus_dir: Path, created: Iterable[str], replaced: Iterable[str]) -> None:
@@ -268,7 +300,8 @@ def end_add(corpus_dir: Path) -> None:
 
 
 def undo_add(corpus_dir: Path) -> list[str]:
-    """Undo an add that did not complete (see ``begin_add``); the files it had brought, or []."""
+    """Undo an add that did not complete (see ``begin_add``); the files it had brought, or []. The
+    caller holds ``ADD_LOCK`` (``adding`` or ``recover``)."""
     journal = corpus_dir / JOURNAL
     if not journal.exists():
         return []

@@ -246,12 +246,16 @@ class Engine:
         """
         corpus_dir = self.settings.paths.corpus_dir
         corpus_dir.mkdir(parents=True, exist_ok=True)
+        with corpus.adding(corpus_dir):  # one add at a time; its journal is not undone while it runs
+            return self._add(corpus_dir, [Path(p) for p in paths], progress, replace_existing)
+
+    def _add(self, corpus_dir: Path, paths: list[Path], progress: bool, replace_existing: bool) -> AddResult:
         result = AddResult([], [], None)
         entries = corpus.read_manifest(corpus_dir, problems=[])
         plan: list[tuple[Path, str, DocMeta]] = []  # source, name in the corpus, metadata
         taken: set[str] = set()
         present = {corpus.sha256_file(p): p.name for p in corpus.list_files(corpus_dir)}
-        for path in map(Path, paths):
+        for path in paths:
             try:
                 if path.suffix.lower() not in SUPPORTED_SUFFIXES:
                     raise DocumentError(path, f"unsupported file type '{path.suffix}'; supported: "
@@ -302,7 +306,7 @@ class Engine:
 
     def _recover(self, corpus_dir: Path) -> None:
         """Undo an add a killed process left half done, and say so once."""
-        undone = corpus.undo_add(corpus_dir)
+        undone = corpus.recover(corpus_dir) if corpus_dir.is_dir() else []
         if undone:
             notice = f"an interrupted add was undone; not added: {', '.join(undone)}"
             self.notices.append(notice)
