@@ -479,7 +479,7 @@ def test_a_failed_add_leaves_the_corpus_as_it_was(make_engine, tmp_path: Path) -
     corpus = tmp_path / "corpus"
     write_docs(corpus, DOCS)
     engine.build()
-    before = sorted(p.name for p in corpus.iterdir() if p.name != corpus_module.ADD_LOCK)
+    before = sorted(p.name for p in corpus.iterdir())
     incoming = tmp_path / "uploads"
     incoming.mkdir()
     (incoming / NEW_DOC[0]).write_text(NEW_DOC[1], encoding="utf-8")
@@ -488,7 +488,7 @@ def test_a_failed_add_leaves_the_corpus_as_it_was(make_engine, tmp_path: Path) -
     broken = make_engine(paths={"corpus_dir": corpus, "index_dir": tmp_path / "not-a-folder"})
     with pytest.raises(OSError):
         broken.add([incoming / NEW_DOC[0]])
-    assert sorted(p.name for p in corpus.iterdir() if p.name != corpus_module.ADD_LOCK) == before
+    assert sorted(p.name for p in corpus.iterdir()) == before
 
 
 def test_empty_corpus_and_missing_corpus(make_engine, tmp_path: Path) -> None:

@@ -218,8 +218,7 @@ def cmd_index(args: argparse.Namespace) -> int:
                 if not changes:
                     continue
                 names = sorted({Path(p).name for _, p in changes})
-                if all(n in (corpus.JOURNAL, corpus.ADD_LOCK) or n.endswith((".tmp", ".part", ".previous"))
-                       for n in names):
+                if all(n == corpus.JOURNAL or n.endswith((".tmp", ".part", ".previous")) for n in names):
                     continue
                 print(f"Changed: {', '.join(names)}", flush=True)
                 run(False)

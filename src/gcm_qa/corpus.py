@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import os
 import re
 import shutil
 import tomllib
@@ -240,36 +241,43 @@ def free_name(corpus_dir: Path, name: str, taken: Iterable[str] = ()) -> str:
 
 
 JOURNAL = ".add-journal.json"
-ADD_LOCK = ".add.lock"
+
+
+@contextmanager
+def _corpus_lock(corpus_dir: Path, wait: bool) -> Iterator[bool]:
+    """An exclusive lock on the corpus folder itself (no lock file to clutter it); yields whether it
+    was taken. The system releases it when a process dies."""
+    fd = os.open(corpus_dir, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 @contextmanager
 def adding(corpus_dir: Path) -> Iterator[None]:
     """Held for a whole add, by one add at a time (threads and processes alike): the manifest is
     read and rewritten under it, and a journal is undone only by someone who can take it, so a live
-    add is never mistaken for an interrupted one. The system releases it when a process dies."""
-    with (corpus_dir / ADD_LOCK).open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    add is never mistaken for an interrupted one."""
+    with _corpus_lock(corpus_dir, wait=True):
+        yield
 
 
 def recover(corpus_dir: Path) -> list[str]:
     """Undo an add whose process died (see ``begin_add``); the files it had brought, or [] when there
-    is none, or when the add is still running (it holds ``ADD_LOCK``)."""
+    is none, or when the add is still running (it holds the corpus lock)."""
     if not (corpus_dir / JOURNAL).exists():
         return []
-    with (corpus_dir / ADD_LOCK).open("w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return []  # a live add: not ours to undo
-        try:
-            return undo_add(corpus_dir)
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with _corpus_lock(corpus_dir, wait=False) as taken:
+        return undo_add(corpus_dir) if taken else []  # a live add is not ours to undo
 
 
 def begin_add(corpus_dir: Path, created: Iterable[str], replaced: Iterable[str]) -> None:
@@ -301,7 +309,7 @@ def end_add(corpus_dir: Path) -> None:
 
 def undo_add(corpus_dir: Path) -> list[str]:
     """Undo an add that did not complete (see ``begin_add``); the files it had brought, or []. The
-    caller holds ``ADD_LOCK`` (``adding`` or ``recover``)."""
+    caller holds the corpus lock (``adding`` or ``recover``)."""
     journal = corpus_dir / JOURNAL
     if not journal.exists():
         return []
