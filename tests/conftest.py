@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -91,3 +94,29 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
         if module in SLOW_MODULES or "report_engine" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
+
+
+# ---- helpers for tests that start a process or a server (imported as `from conftest import …`) -----
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def stop(proc: subprocess.Popen[Any]) -> None:
+    """Terminate a started process, and kill it if it does not end."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+def chat_text(messages: list[dict[str, Any]], role: str) -> list[str]:
+    """The texts of one role's messages in a Gradio chat history (content as a string or as parts)."""
+    return ["".join(part.get("text", "") for part in m["content"]) if isinstance(m["content"], list)
+            else str(m["content"]) for m in messages if m["role"] == role]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import chat_text, free_port, stop
 
 from gcm_qa.embedder import Embedder
 from gcm_qa.index_store import building
@@ -53,17 +53,6 @@ PAUSE_S = 1.0  # between one thread's questions, for the same reason
 STARTUP_TIMEOUT_S = 300
 UPLOAD_TIMEOUT_S = 1800
 ANSWER_TIMEOUT_S = 600
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def chat_text(messages: list[dict[str, Any]], role: str) -> list[str]:
-    return ["".join(part.get("text", "") for part in m["content"]) if isinstance(m["content"], list)
-            else str(m["content"]) for m in messages if m["role"] == role]
 
 
 def invented_text(paragraphs: int, seed: int = 12) -> str:
@@ -112,7 +101,7 @@ def chat(tmp_path: Path, cache_dir: Path, embedder: Embedder) -> Iterator[Chat]:
     (corpus / "base.txt").write_text(BASE_DOC, encoding="utf-8")
     (corpus / "ferry.txt").write_text(FERRY_DOC, encoding="utf-8")
     index_dir = tmp_path / "index"
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GRADIO_", "GCM_QA_"))}
     env.update(PYTHONUNBUFFERED="1",
                GCM_QA_EMBEDDING__MODEL=os.environ["GCM_QA_EMBEDDING__MODEL"],  # the suite's model (conftest)
@@ -136,12 +125,7 @@ def chat(tmp_path: Path, cache_dir: Path, embedder: Embedder) -> Iterator[Chat]:
             time.sleep(0.5)
         yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop(proc)
 
 
 def _client(url: str) -> Any:

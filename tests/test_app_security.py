@@ -17,7 +17,6 @@ import contextlib
 import http.client
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import make_settings
+from conftest import chat_text, free_port, make_settings, stop
 
 from gcm_qa.app import (
     AppGuard,
@@ -187,12 +186,6 @@ class Site:
         return int(self.url.rsplit(":", 1)[1])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _small_corpus(root: Path) -> None:
     corpus = root / "corpus"
     corpus.mkdir(parents=True, exist_ok=True)
@@ -206,7 +199,7 @@ def _serve(root: Path, cache_dir: Path, embedder: Embedder, auth: str | None) ->
     _small_corpus(root)
     engine = Engine(make_settings(root, cache_dir), embedder=embedder)
     engine.build()
-    args = argparse.Namespace(host=None, port=_free_port(), share=False, auth=auth, max_upload_mb=1.0,
+    args = argparse.Namespace(host=None, port=free_port(), share=False, auth=auth, max_upload_mb=1.0,
                               upload_dir=root / "uploads")
     with pytest.MonkeyPatch.context() as mp:
         for name in ("GRADIO_TEMP_DIR", "GRADIO_EXAMPLES_CACHE"):
@@ -379,11 +372,6 @@ def tags_of(html: str) -> Tags:
     parser.feed(html)
     parser.close()
     return parser
-
-
-def chat_text(messages: list[dict[str, Any]], role: str) -> list[str]:
-    return ["".join(part.get("text", "") for part in m["content"]) if isinstance(m["content"], list)
-            else str(m["content"]) for m in messages if m["role"] == role]
 
 
 def rendered_tags(markdown: str) -> Tags:
@@ -560,7 +548,7 @@ def test_no_outgoing_connections_at_start_or_on_use(tmp_path: Path, cache_dir: P
     (tmp_path / "sitecustomize").mkdir()
     (tmp_path / "sitecustomize" / "sitecustomize.py").write_text(SITECUSTOMIZE, encoding="utf-8")
     net_log = tmp_path / "net.log"
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GRADIO_", "GCM_QA_", "HF_", "PYTHONPATH"))}
     env.update(PYTHONUNBUFFERED="1", PYTHONPATH=str(tmp_path / "sitecustomize"), GCM_QA_NET_LOG=str(net_log),
                GCM_QA_EMBEDDING__MODEL=os.environ["GCM_QA_EMBEDDING__MODEL"])
@@ -590,12 +578,7 @@ def test_no_outgoing_connections_at_start_or_on_use(tmp_path: Path, cache_dir: P
             assert client.get(f"/gradio_api/file={stored}").status_code == 200
             assert client.get("/gradio_api/file=https://example.org/").status_code == 403
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop(proc)
     lines = net_log.read_text(encoding="utf-8").splitlines() if net_log.exists() else []
     assert "loaded" in lines, "the socket guard was not loaded: the test proves nothing"
     assert [line for line in lines if line != "loaded"] == [], lines

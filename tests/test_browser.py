@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import free_port, stop
 
 pytestmark = pytest.mark.browser
 
@@ -55,12 +55,6 @@ class Server:
     index: Path
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _get(url: str, timeout: float = 5.0) -> int:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as r:
@@ -91,7 +85,7 @@ def chat_server(report_engine, cache_dir: Path, tmp_path_factory: pytest.TempPat
     index = root / "index"
     shutil.copytree(report_engine.settings.paths.index_dir, index, symlinks=True,
                     ignore=shutil.ignore_patterns(".lock"))
-    port = _free_port()
+    port = free_port()
     log = root / "chat.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GRADIO_", "GCM_QA_"))}
     env["PYTHONUNBUFFERED"] = "1"
@@ -115,12 +109,7 @@ def chat_server(report_engine, cache_dir: Path, tmp_path_factory: pytest.TempPat
             time.sleep(0.5)
         yield Server(url, port, root, log, corpus, index)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop(proc)
 
 
 def _listening_addresses(port: int) -> list[str]:
