@@ -380,3 +380,21 @@ def test_sizes_that_would_round_alike_are_shown_in_bytes(tmp_path: Path) -> None
     assert refusal(path, text_max_bytes=1_000_000) == (
         "justo.txt: the text file is 1,000,400 bytes, over the 1,000,000-byte limit (limits.text_max_bytes)"
     )
+
+
+FIXTURES = sorted(p for p in (Path(__file__).parent / "fixtures").rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=[p.name for p in FIXTURES])
+def test_every_fixture_file_is_read_or_refused_in_one_line_naming_it(path: Path) -> None:
+    """Every real third-party file the tests hold (PDFs of every kind, licences, READMEs, the invented
+    questionnaires), read as a user's upload would be: a document, or a DocumentError, nothing else."""
+    from gcm_qa.loaders import DocumentError, load
+
+    try:
+        raw = load(path)
+    except DocumentError as exc:
+        message = str(exc)
+        assert message.startswith(path.name) and "\n" not in message
+    else:
+        assert raw.pages and any(text.strip() for _, text in raw.pages)
