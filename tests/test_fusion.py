@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gcm_qa.fusion import convex, minmax, ranks, rrf
+from gcm_qa.fusion import hybrid, minmax, ranks, rrf
 
 
 def test_ranks_are_one_based_by_descending_score() -> None:
@@ -71,6 +71,11 @@ def test_minmax_flat_or_empty_is_zero() -> None:
     assert minmax(np.array([0.7, 0.7, 0.7])).tolist() == [0.0, 0.0, 0.0]
     assert minmax(np.array([1.0, 2.0]), np.array([False, False])).tolist() == [0.0, 0.0]
     assert minmax(np.array([5, 1, 3])).dtype == np.float64
+
+
+def convex(dense: np.ndarray, lexical: np.ndarray, alpha: float) -> np.ndarray:
+    """``fusion.hybrid`` without sentence signals: convex fusion of the two scaled scores."""
+    return hybrid(dense, None, lexical, None, np.ones(len(dense), dtype=bool), alpha, 0.0, 0.0)
 
 
 def test_convex_mixes_scaled_scores() -> None:

@@ -41,11 +41,6 @@ def minmax(scores: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     return (scores.astype(np.float64) - lo) / (hi - lo)
 
 
-def convex(dense: np.ndarray, lexical: np.ndarray, alpha: float, mask: np.ndarray | None = None) -> np.ndarray:
-    """alpha * dense + (1 - alpha) * lexical, each min-max scaled over the candidates."""
-    return alpha * minmax(dense, mask) + (1 - alpha) * minmax(lexical, mask)
-
-
 def hybrid(
     dense: np.ndarray,
     best_sentence_dense: np.ndarray | None,
