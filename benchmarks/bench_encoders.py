@@ -33,7 +33,7 @@ def measure(model: str, n_passages: int, threads: list[int]) -> dict[str, float]
     started = time.perf_counter()
     embedder = load_embedder(EmbeddingSettings(model=f"packaged:{model}"), settings.paths.cache_dir)
     load_s = time.perf_counter() - started
-    _, chunks = prepare_document(ROOT / "corpus" / "gcm-regional-review-lac-2022.txt", None, settings)
+    chunks = prepare_document(ROOT / "corpus" / "gcm-regional-review-lac-2022.txt", None, settings).chunks
     texts = [c.embed_text() for c in chunks][:n_passages]
     questions = [q.question for q in load_gold(ROOT / "eval" / "gold.jsonl")][:60]
     out: dict[str, float] = {"load_s": load_s, "passages": len(texts),

@@ -359,7 +359,7 @@ def test_text_document_metadata_is_inferred(make_engine, tmp_path: Path) -> None
             "pueden acceder a los servicios de salud y de educación en todo el país.\n"
         ).encode("cp1252")
     )
-    meta, chunks = index_store.prepare_document(path, None, engine.settings)
+    meta, chunks, _ = index_store.prepare_document(path, None, engine.settings)
     assert meta.doc_id == "informe-voluntario-mexico-2021"
     assert (meta.author, meta.stakeholder, meta.language, meta.year) == ("Mexico", "State", "es", 2021)
     assert meta.title == "Informe voluntario de México"

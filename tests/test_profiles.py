@@ -155,7 +155,7 @@ def test_an_objective_in_every_area_adds_no_area() -> None:
 def test_the_questionnaire_default_groups_objectives_as_the_report_does() -> None:
     """Both state the table of Annex 1; the report says it shaped the questionnaires' forms."""
     report = profiles.load(ROOT / "corpus" / "profiles" / "gcm-regional-review-lac-2022.toml")
-    questionnaire = profiles.load(ROOT / "corpus" / "profiles" / "kinds" / "questionnaire.toml")
+    questionnaire = profiles.load(profiles.SHIPPED / "kinds" / "questionnaire.toml")
     assert questionnaire.areas == report.areas
     assert sorted({o for a in report.areas for o in a.objectives}) == list(range(1, 24))
 

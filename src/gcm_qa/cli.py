@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from gcm_qa import __version__
+from gcm_qa.types import STAKEHOLDERS
 
 EXIT_USAGE = 2
 EXIT_ERROR = 1
@@ -82,6 +83,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=Path, help="file with one question per line; writes JSON Lines")
     p.add_argument("--output", type=Path, help="with --batch: write here instead of stdout")
     p.add_argument("--top-k", type=int, help="how many passages to retrieve")
+
+    p = sub.add_parser("compare", help="one question put to every author: a row per author, quoted and cited")
+    _settings_args(p)
+    p.add_argument("question", help="e.g. 'Which countries reported regularisation programmes?'")
+    p.add_argument("--authors", nargs="+", default=[], metavar="NAME",
+                   help="only these authors (by name or country, in part); default: those the question names, "
+                        "else every author of a voluntary report")
+    p.add_argument("--stakeholder", nargs="+", default=[], choices=list(STAKEHOLDERS), metavar="KIND",
+                   help=f"only authors of these kinds: {', '.join(STAKEHOLDERS)} (default: the kind the question "
+                        "asks about, 'which countries...' meaning States)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--csv", type=Path, metavar="FILE", help="also write the matrix as CSV")
+
+    p = sub.add_parser("coverage", help="authors of voluntary reports by thematic area or objective, with how "
+                                        "many answers each gave")
+    _settings_args(p)
+    p.add_argument("--by", choices=["area", "objective"], default="area")
+    p.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+    p.add_argument("--png", type=Path, metavar="FILE", help="also write the heat map as a PNG")
 
     p = sub.add_parser("chat", help="start the chat in the browser (http://127.0.0.1:7860)")
     _settings_args(p)
@@ -279,6 +299,51 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    settings = make_settings(args)
+    _check_corpus(settings)
+    engine = make_engine(settings)
+    engine.ensure_index(progress=sys.stderr.isatty(), echo=lambda m: print(m, file=sys.stderr))
+    comparison = engine.compare(args.question, authors=args.authors, stakeholders=args.stakeholder)
+    if args.csv:
+        args.csv.write_text(comparison.to_csv(), encoding="utf-8")
+    if args.json:
+        print(json.dumps(comparison.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(comparison.table())
+    if not comparison.rows:
+        print("gcm-qa: no author in scope: the index holds no voluntary report of that kind "
+              "(add them with 'gcm-qa add')", file=sys.stderr)
+    return 0 if comparison.rows and not comparison.unknown_authors else EXIT_ERROR
+
+
+def cmd_coverage(args: argparse.Namespace) -> int:
+    settings = make_settings(args)
+    _check_corpus(settings)
+    engine = make_engine(settings)
+    engine.ensure_index(progress=sys.stderr.isatty(), echo=lambda m: print(m, file=sys.stderr))
+    coverage = engine.coverage(args.by)
+    if args.png:
+        from gcm_qa.coverage import heat_map
+
+        args.png.write_bytes(heat_map(coverage))
+    if args.csv:
+        sys.stdout.write(coverage.to_csv())
+    else:
+        label = "area" if args.by == "area" else "obj"
+        width = max((len(a) for a in coverage.authors), default=6)
+        print(f"{'author':<{width}}  " + " ".join(f"{label} {c:>2}" for c in coverage.columns) + "  total")
+        for i, author in enumerate(coverage.authors):
+            cells = " ".join(f"{'-' if v is None else v:>{len(label) + 3}}" for v in coverage.counts[i])
+            total = coverage.total(i)
+            print(f"{author:<{width}}  {cells}  {'-' if total is None else total:>5}")
+        for author, files in coverage.unread.items():
+            print(f"{author}: no question/answer layout read in {', '.join(files)}")
+    if not coverage.authors:
+        print("gcm-qa: the index holds no voluntary report (add them with 'gcm-qa add')", file=sys.stderr)
+    return 0
+
+
 def cmd_chat(args: argparse.Namespace) -> int:
     from gcm_qa.app import launch
 
@@ -317,8 +382,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return run_cli(settings, args)
 
 
-COMMANDS = {"index": cmd_index, "add": cmd_add, "ask": cmd_ask, "chat": cmd_chat, "eval": cmd_eval,
-            "models": cmd_models}
+COMMANDS = {"index": cmd_index, "add": cmd_add, "ask": cmd_ask, "compare": cmd_compare, "coverage": cmd_coverage,
+            "chat": cmd_chat, "eval": cmd_eval, "models": cmd_models}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

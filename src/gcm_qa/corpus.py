@@ -108,6 +108,7 @@ def infer_meta(path: Path, text: str = "", title: str | None = None) -> DocMeta:
         language=detect_language(text) if text else "en",
         year=int(years[0]) if years else None,
         source_url=None,
+        country=author if stakeholder == "State" else None,
     )
 
 
@@ -130,6 +131,7 @@ class ManifestEntry(BaseModel):
     language: str | None = None
     year: int | None = None
     source_url: str | None = None
+    country: str | None = None
 
 
 def read_manifest(corpus_dir: Path, problems: list[str] | None = None) -> dict[str, dict[str, Any]]:
@@ -181,7 +183,8 @@ def write_manifest(corpus_dir: Path, entries: Iterable[dict[str, Any]]) -> None:
     header = (
         "# One [[document]] per file in this folder. Fields: file, doc_id, title, kind (report |\n"
         "# questionnaire), author, stakeholder (State | intergovernmental body | civil society | other),\n"
-        "# language, year, source_url. Files without an entry are indexed with inferred metadata.\n\n"
+        "# language, year, source_url, country (a State's own name by default; where others are based). Files\n"
+        "# without an entry are indexed with inferred metadata.\n\n"
     )
     tmp = corpus_dir / (MANIFEST + ".tmp")
     tmp.write_text(header + tomli_w.dumps({"document": rows}), encoding="utf-8")
@@ -189,9 +192,12 @@ def write_manifest(corpus_dir: Path, entries: Iterable[dict[str, Any]]) -> None:
 
 
 def merge_meta(inferred: DocMeta, entry: dict[str, Any] | None) -> DocMeta:
-    if not entry:
-        return inferred
-    return replace(inferred, **{k: v for k, v in entry.items() if k in DocMeta.__dataclass_fields__})
+    """The manifest's fields over the inferred ones. A State's country is the State itself unless the
+    manifest says otherwise, so an entry naming only the author still fills the country column."""
+    meta = replace(inferred, **{k: v for k, v in (entry or {}).items() if k in DocMeta.__dataclass_fields__})
+    if meta.stakeholder == "State" and meta.author != "unknown" and not (entry or {}).get("country"):
+        meta = replace(meta, country=meta.author)
+    return meta
 
 
 def list_files(corpus_dir: Path) -> list[Path]:

@@ -13,7 +13,21 @@ import numpy as np
 
 from gcm_qa import corpus, gcm, index_store, models, profiles
 from gcm_qa.answering import NO_ANSWER, Answerer
+from gcm_qa.comparison import (
+    NOTHING_FOUND,
+    Author,
+    Comparison,
+    Row,
+    authors_of,
+    cut_cell,
+    named_authors,
+    pick_authors,
+    stakeholder_named,
+    topic_of,
+)
+from gcm_qa.coverage import By, Coverage, tabulate
 from gcm_qa.embedder import Embedder, ResolvedModel, load_embedder, resolve
+from gcm_qa.forms import FormReading, says_nothing
 from gcm_qa.index_store import BuildReport, LoadedIndex
 from gcm_qa.loaders import SUPPORTED_SUFFIXES, DocumentError
 from gcm_qa.query import SearchQuery, areas_named, objective_sought, part_asked_about, prepare, rewrite_followup
@@ -72,6 +86,7 @@ class Engine:
         self._model_lock = threading.RLock()
         self._objective_titles: np.ndarray | None = None
         self._profile: profiles.Profile | None = None
+        self._authors: list[Author] = []
         self._recover(settings.paths.corpus_dir)
 
     @property
@@ -144,9 +159,10 @@ class Engine:
         profile = profiles.for_documents(self.settings.paths.corpus_dir,
                                          [(doc_id, d["meta"]["kind"]) for doc_id, d in documents.items()])
         retriever = Retriever(index, self.embedder, self.settings.retrieval)
+        authors = authors_of(DocMeta(**d["meta"]) for d in documents.values())
         self.notices.extend(n for n in index.notices if n not in self.notices)  # a damaged build fell back
         # swapped in last, together: a question under way keeps the retriever (and its index) it took
-        self._index, self._profile, self._retriever = index, profile, retriever
+        self._index, self._profile, self._retriever, self._authors = index, profile, retriever, authors
 
     def ask(
         self,
@@ -165,6 +181,12 @@ class Engine:
         standalone = rewrite_followup(question, list(history))
         query = self.search_query(standalone)
         retriever = self._retriever_or_load()
+        if filters is None or not filters.author:
+            # "what did Valdoria report on X" is answered from Valdoria's own documents: another
+            # author's answer on X, however close, is not what Valdoria said
+            named = [a.name for a in named_authors(standalone, self._authors) if "questionnaire" in a.kinds]
+            if named:
+                filters = replace(filters or Filters(), author=tuple(named))
         vector = self.embedder.encode_queries([query.dense])[0]
         passages = retriever.search(query, top_k=top_k, filters=filters, query_vector=vector)
         part = part_asked_about(query)
@@ -212,6 +234,87 @@ class Engine:
             },
             query=standalone,
         )
+
+    def authors(self) -> list[Author]:
+        """The indexed authors, States first, each with its documents."""
+        self._retriever_or_load()
+        return list(self._authors)
+
+    def compare(
+        self, question: str, authors: Sequence[str] = (), stakeholders: Sequence[str] = ()
+    ) -> Comparison:
+        """One row per author in scope, each answered from that author's documents alone.
+
+        Scope: the ``authors`` given (by name or country, in part), else the authors the question
+        names, else every author of a voluntary report, of the ``stakeholders`` given or the kind
+        the question asks about ("which countries..." means States). Each author's documents are
+        searched for the question's topic (its comparative frame and author names taken off) and
+        answered as a single question would be, abstention included: an author whose documents do
+        not support an answer, or whose answer is "no information", gets a "nothing found" row.
+        """
+        question = " ".join((question or "").split())
+        if not question:
+            raise QuestionError("the question is empty")
+        if len(question) > MAX_QUESTION_CHARS:
+            raise QuestionError(f"the question is longer than {MAX_QUESTION_CHARS} characters")
+        started = time.perf_counter()
+        retriever = self._retriever_or_load()
+        known = self._authors
+        named = named_authors(question, known)
+        unknown: list[str] = []
+        if authors:
+            pool, unknown = pick_authors(authors, known)
+            scope = "authors chosen"
+        elif named:
+            pool, scope = named, "authors named in the question"
+        else:
+            pool = [a for a in known if "questionnaire" in a.kinds]
+            scope = "authors of voluntary reports"
+            implied = stakeholder_named(question)
+            if not stakeholders and implied:
+                stakeholders = (implied,)
+        if stakeholders:
+            pool = [a for a in pool if a.stakeholder in stakeholders]
+            scope += f" ({', '.join(stakeholders)})"
+        topic = topic_of(question, named)
+        query = self.search_query(topic)
+        vector = self.embedder.encode_queries([query.dense])[0]
+        cs = self.settings.compare
+        answer_settings = self.settings.answer
+        if cs.abstain_threshold is not None:
+            answer_settings = answer_settings.model_copy(update={"abstain_threshold": cs.abstain_threshold})
+        answerer = Answerer(retriever.index, answer_settings, self.scorer)
+        rows: list[Row] = []
+        for author in pool:
+            passages = retriever.search(query, top_k=cs.passages, filters=Filters(author=(author.name,)),
+                                        query_vector=vector)
+            citations = []
+            if passages:
+                _, citations, abstained = answerer.answer(
+                    query.keyword if query.spanish else query.dense, passages, vector,
+                    check_terms="" if query.spanish else topic, topic=query.dense)
+                citations = [] if abstained else citations
+            cited = next((c for c in citations if not says_nothing(c.quote)), None)
+            language = author.languages[0] if author.languages else ""
+            if cited is None:
+                rows.append(Row(author.name, author.stakeholder, author.country, language, False, NOTHING_FOUND))
+                continue
+            cited = replace(cited, n=1)
+            rows.append(Row(author.name, author.stakeholder, author.country, language, True,
+                            cut_cell(cited.quote, cs.cell_chars), cited))
+        done = time.perf_counter()
+        return Comparison(question, topic, scope, rows, unknown,
+                          {"total": (done - started) * 1000, "per_author": (done - started) * 1000 / max(len(pool), 1)})
+
+    def coverage(self, by: By = "area") -> Coverage:
+        """Authors of voluntary reports by thematic area or objective, with the answers each gave."""
+        docs = self.index.manifest["documents"]
+        return tabulate([DocMeta(**v["meta"]) for v in docs.values()], self.forms(), by)
+
+    def forms(self) -> dict[str, FormReading]:
+        """Each questionnaire's form as read at indexing, by document id."""
+        docs = self.index.manifest["documents"]
+        return {d: FormReading.from_dict(v["form"]) for d, v in docs.items() if "form" in v}
 
     def search_query(self, question: str) -> SearchQuery:
         """What the retrievers are given for a (standalone) question."""
@@ -263,7 +366,7 @@ class Engine:
                 name = corpus.safe_name(path.name)
                 target = corpus_dir / name
                 if target.exists() and path.resolve() == target.resolve():
-                    plan.append((path, name, index_store.prepare_document(path, entries.get(name), self.settings)[0]))
+                    plan.append((path, name, index_store.prepare_document(path, entries.get(name), self.settings).meta))
                     continue
                 same = present.get(corpus.sha256_file(path))
                 if same is not None:
@@ -272,7 +375,7 @@ class Engine:
                 if name in taken or (target.exists() and not replace_existing):
                     kept, name = name, corpus.free_name(corpus_dir, name, taken)
                     result.renamed.append((kept, name))
-                meta, _ = index_store.prepare_document(path, entries.get(name), self.settings)
+                meta = index_store.prepare_document(path, entries.get(name), self.settings).meta
                 meta = replace(meta, file=name, doc_id=corpus.slugify(Path(name).stem))
             except DocumentError as exc:
                 result.errors.append(str(exc))
@@ -314,4 +417,12 @@ class Engine:
     def documents(self) -> list[dict[str, object]]:
         """The indexed documents with their metadata and chunk counts (for the library view)."""
         docs = self.index.manifest["documents"]
-        return [{"doc_id": d, **v["meta"], "chunks": v["chunks"], "sha256": v["sha256"]} for d, v in docs.items()]
+        out: list[dict[str, object]] = []
+        for d, v in docs.items():
+            form = FormReading.from_dict(v["form"]) if "form" in v else None
+            out.append({"doc_id": d, "country": None, **v["meta"], "chunks": v["chunks"], "sha256": v["sha256"],
+                        # answers read from a questionnaire's form; None: not a questionnaire, or its
+                        # layout was not read (``form_note`` says which)
+                        "answers": form.answered if form is not None and form.detected else None,
+                        "form_note": form.note if form is not None else ""})
+        return out

@@ -45,7 +45,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import faiss
 import numpy as np
@@ -55,6 +55,7 @@ from gcm_qa import corpus, profiles, vector_store
 from gcm_qa.chunking import chunk_document
 from gcm_qa.cleaning import clean_pages, table_of_contents
 from gcm_qa.embedder import Embedder
+from gcm_qa.forms import FormReading, read_form
 from gcm_qa.keyword import KeywordIndex
 from gcm_qa.loaders import DocumentError, load
 from gcm_qa.sentences import split_sentences
@@ -77,7 +78,7 @@ MANIFEST_FILE = "manifest.json"
 # recipe, so an upgrade that changes cleaning, chunking or tokenising rebuilds the index instead of
 # mixing old and new chunks.
 CHUNKING_MODULES = ("loaders", "cleaning", "structure", "chunking", "sentences", "gcm", "types", "keyword",
-                    "stopwords", "profiles")
+                    "stopwords", "profiles", "forms")
 
 
 @functools.lru_cache(maxsize=1)
@@ -162,6 +163,9 @@ class BuildReport:
     # ("...; using the previous build Y" when up_to_date, else the index was rebuilt)
     damaged_build: str | None = None
     notices: list[str] = field(default_factory=list)
+    # per questionnaire read in this build: "<file>: form read: 14 answers to 15 questions", or that
+    # no question/answer layout was found and it is indexed as ordinary passages
+    forms: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         if self.up_to_date:
@@ -172,7 +176,7 @@ class BuildReport:
         )
         if self.errors:
             text += f"; {len(self.errors)} file(s) skipped"
-        return text + "."
+        return text + "." + "".join(f"\n  {line}" for line in self.forms)
 
 
 def recipe(settings: Settings, model_identity: str) -> dict[str, Any]:
@@ -190,6 +194,7 @@ def recipe(settings: Settings, model_identity: str) -> dict[str, Any]:
         "bm25_b": settings.keyword.b,
         "profiles": profiles.fingerprint(settings.paths.corpus_dir),
         "limits": settings.limits.model_dump(),
+        "forms": settings.forms.model_dump(),
     }
 
 
@@ -506,9 +511,18 @@ def is_stale(settings: Settings, model_identity: str) -> bool:
     return False
 
 
-def prepare_document(path: Path, entry: dict[str, Any] | None, settings: Settings) -> tuple[DocMeta, list[Chunk]]:
+class Prepared(NamedTuple):
+    """One file read for the index: its metadata, its chunks and, for a questionnaire, its form."""
+
+    meta: DocMeta
+    chunks: list[Chunk]
+    form: FormReading | None  # None for a document that is not a questionnaire
+
+
+def prepare_document(path: Path, entry: dict[str, Any] | None, settings: Settings) -> Prepared:
     """Load, clean, lay out and chunk one file with its profile (found in the corpus folder by the
-    document's id and kind). Raises DocumentError for unreadable input, ProfileError for a bad profile."""
+    document's id and kind), and read a questionnaire's form. Raises DocumentError for unreadable
+    input, ProfileError for a bad profile."""
     raw = load(path, settings.limits)
     paragraphs = clean_pages(raw.pages)
     if not paragraphs:
@@ -522,7 +536,8 @@ def prepare_document(path: Path, entry: dict[str, Any] | None, settings: Setting
     chunks = chunk_document(meta, doc, settings.chunking.chunk_chars, settings.chunking.overlap_chars, profile)
     if not chunks:
         raise DocumentError(path, "no chunks could be made from the text")
-    return meta, chunks
+    form = read_form(doc, profile, settings.forms.min_questions) if meta.kind == "questionnaire" else None
+    return Prepared(meta, chunks, form)
 
 
 def build(
@@ -589,13 +604,18 @@ def _build_locked(
     for path, sha, entry in bar:
         bar.set_postfix_str(path.name[:40])
         previous = prev_docs_by_file.get(path.name)
+        reused = None
         if not full and previous is not None and previous[1]["sha256"] == sha and previous[0] in prev_chunks:
             doc_id, doc = previous
             meta = corpus.merge_meta(DocMeta(**doc["meta"]), entry)
-            chunks = [_with_meta(c, meta) for c in prev_chunks[doc_id]]
+            # a document the manifest now calls a questionnaire (or no longer does) is read again
+            if (meta.kind == "questionnaire") == ("form" in doc):
+                reused = meta, [_with_meta(c, meta) for c in prev_chunks[doc_id]], doc.get("form")
+        if reused is not None:
+            meta, chunks, form = reused
         else:
             try:
-                meta, chunks = prepare_document(path, entry, settings)
+                meta, chunks, reading = prepare_document(path, entry, settings)
             except DocumentError as exc:
                 failed[path.name] = sha
                 report.errors.append(str(exc))
@@ -613,9 +633,14 @@ def _build_locked(
                 report.errors.append(f"{path.name}: could not be read ({type(exc).__name__}: {exc})")
                 continue
             report.changed.append(path.name)
+            form = reading.to_dict() if reading is not None else None
+            if reading is not None:
+                report.forms.append(f"{path.name}: {reading.note}")
         meta, chunks = _unique_id(meta, chunks, used_ids)
         used_ids.add(meta.doc_id)
         documents[meta.doc_id] = {"file": path.name, "sha256": sha, "chunks": len(chunks), "meta": meta.to_dict()}
+        if form is not None:
+            documents[meta.doc_id]["form"] = form
         all_chunks.extend(chunks)
 
     current_files = {p.name for p, _, _ in files}

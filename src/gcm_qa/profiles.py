@@ -10,9 +10,11 @@ objectives and their keywords) is in :mod:`gcm_qa.gcm`, for every document.
 Where a profile is found, for a document with id ``doc_id`` and kind ``kind``:
 
 1. ``<corpus>/profiles/<doc_id>.toml``, the document's own;
-2. else ``<corpus>/profiles/kinds/<kind>.toml``, the default of its kind (``kinds/questionnaire.toml``
-   holds what the report says about the review questionnaires);
-3. else :data:`EMPTY`: the general rules alone.
+2. else ``<corpus>/profiles/kinds/<kind>.toml``, the default of its kind in this corpus;
+3. else the default of its kind shipped with gcm-qa (``gcm_qa/data/profiles/kinds/<kind>.toml``:
+   ``questionnaire.toml`` holds what the report says about the review questionnaires, which every
+   user's corpus of voluntary reports needs, wherever it lives);
+4. else :data:`EMPTY`: the general rules alone.
 
 A new document gets a profile by adding ``profiles/<doc_id>.toml`` (every field is optional; the
 fields are those of :class:`Profile`) and re-indexing: the profiles folder is hashed into the index
@@ -36,6 +38,7 @@ from gcm_qa.types import Reference
 
 PROFILES_DIR = "profiles"
 KINDS_DIR = "kinds"
+SHIPPED = Path(__file__).parent / "data" / PROFILES_DIR  # the kinds' defaults that come with gcm-qa
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -195,7 +198,8 @@ def load(path: Path) -> Profile:
 def path_for(corpus_dir: Path, doc_id: str, kind: str) -> Path | None:
     """The file that holds a document's profile: its own, else its kind's, else None."""
     folder = corpus_dir / PROFILES_DIR
-    for candidate in (folder / f"{doc_id}.toml", folder / KINDS_DIR / f"{kind}.toml"):
+    for candidate in (folder / f"{doc_id}.toml", folder / KINDS_DIR / f"{kind}.toml",
+                      SHIPPED / KINDS_DIR / f"{kind}.toml"):
         if candidate.is_file():
             return candidate
     return None
@@ -244,9 +248,10 @@ def for_documents(corpus_dir: Path, documents: Iterable[tuple[str, str]]) -> Pro
 def fingerprint(corpus_dir: Path) -> str:
     """A hash of every profile file (names and bytes), for the index recipe: a changed profile may
     change headings, pages and tags, so it rebuilds the index."""
-    folder = corpus_dir / PROFILES_DIR
     h = hashlib.sha256()
-    for path in sorted(folder.rglob("*.toml")) if folder.is_dir() else ():
-        h.update(path.relative_to(folder).as_posix().encode("utf-8") + b"\0")
-        h.update(path.read_bytes() + b"\0")
+    for folder in (corpus_dir / PROFILES_DIR, SHIPPED):
+        for path in sorted(folder.rglob("*.toml")) if folder.is_dir() else ():
+            h.update(path.relative_to(folder).as_posix().encode("utf-8") + b"\0")
+            h.update(path.read_bytes() + b"\0")
+        h.update(b"\1")
     return h.hexdigest()[:16]

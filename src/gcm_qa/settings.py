@@ -243,6 +243,27 @@ class AnswerSettings(_Group):
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
 
 
+class FormSettings(_Group):
+    """How a questionnaire's question/answer layout is read (:mod:`gcm_qa.forms`); part of the index
+    recipe, so changing it re-reads the forms."""
+
+    min_questions: int = Field(
+        3, ge=1, description="Fewest question headings for a questionnaire to be read as a form of records; "
+        "with fewer (a note, a letter) it stays ordinary passages and the build says so.")
+
+
+class CompareSettings(_Group):
+    """Comparisons across authors (:mod:`gcm_qa.comparison`): one row per author, each answered from
+    that author's documents only."""
+
+    passages: int = Field(4, ge=1, le=20, description="Passages retrieved within each author's documents.")
+    cell_chars: int = Field(
+        300, ge=60, description="Longest quoted cell; a longer answer is cut at a sentence or clause end.")
+    abstain_threshold: float | None = Field(
+        None, description="Support below which an author's row says nothing was found; None uses "
+        "answer.abstain_threshold (the single-question calibration).")
+
+
 class LimitSettings(_Group):
     """What one file may cost to read (gcm_qa.loaders); a file over any limit is refused with the limit's
     name and its measured size, never half-read. Sizes are in bytes (1 MB = 1,000,000). The defaults sit
@@ -289,6 +310,11 @@ class LimitSettings(_Group):
         description="Largest sum of a PDF's decoded page content streams; pypdf keeps them all in memory "
         "while the file is read.",
     )
+    pdf_max_image_pixels: int = Field(
+        50_000_000, ge=1,
+        description="Largest image (width x height, read from its dictionary before it is decoded) on a PDF "
+        "page without text that OCR reads; an A4 scan is 8.7 million pixels at 300 dpi, 35 million at 600.",
+    )
     max_chars: int = Field(
         5_000_000, ge=1,
         description="Most characters of text in one document, any format (some 20 times the regional review; "
@@ -315,6 +341,8 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    forms: FormSettings = Field(default_factory=FormSettings)
+    compare: CompareSettings = Field(default_factory=CompareSettings)
 
 
 def with_tuned(settings: Settings, tuned: Mapping[str, Mapping[str, Any]]) -> Settings:

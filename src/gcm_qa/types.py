@@ -22,6 +22,8 @@ class DocMeta:
     language: str = "en"
     year: int | None = None
     source_url: str | None = None
+    # the country an author speaks for (a State) or is based in: rows of a comparison are read by it
+    country: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,6 +93,7 @@ class Chunk:
     text: str
     areas: list[int] = field(default_factory=list)
     objectives: list[int] = field(default_factory=list)
+    ocr: bool = False  # its text, or part of it, was read by OCR from a scanned page
 
     @property
     def section_label(self) -> str:
@@ -121,6 +124,31 @@ class Chunk:
         return cls(**data)
 
 
+@dataclass(frozen=True)
+class Record:
+    """One answer to one question of a questionnaire (:mod:`gcm_qa.forms`). Who gave it (author,
+    stakeholder, country, language) is the document's, read from its metadata when used, so a
+    corrected manifest entry never leaves stale copies behind."""
+
+    number: str | None  # as printed: "3", "2.1", "b"
+    question: str
+    answer: str
+    answered: bool  # False for an empty answer or "no information" / "not applicable"
+    areas: list[int]
+    objectives: list[int]
+    page_start: int | None
+    page_end: int | None
+    start: int  # the answer's offsets in the document's cleaned text
+    end: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Record:
+        return cls(**data)
+
+
 @dataclass
 class Passage:
     """A retrieved chunk with its fused score and rank."""
@@ -147,6 +175,7 @@ class Passage:
             "end": c.end,
             "areas": c.areas,
             "objectives": c.objectives,
+            "ocr": c.ocr,
             "score": round(self.score, 6),
             "dense_score": None if self.dense_score is None else round(self.dense_score, 6),
             "bm25_score": None if self.bm25_score is None else round(self.bm25_score, 6),
@@ -165,6 +194,7 @@ class Citation:
     score: float
     passage_rank: int
     chunk_id: str
+    ocr: bool = False  # the quote was read by OCR from a scan: machine reading, to check against it
 
     @property
     def page_reference(self) -> str:
