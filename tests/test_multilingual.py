@@ -15,7 +15,7 @@ from gcm_qa.settings import DEFAULT_MODEL, Settings
 
 pytestmark = pytest.mark.slow
 
-FIXTURES = Path(__file__).parent / "fixtures" / "questionnaires"
+FIXTURES = Path(__file__).parent / "fixtures" / "questionnaires" / "forms"
 SPANISH = "ejemplaria-cuestionario-es.txt"
 ENGLISH = "caribbean-labour-note-en.txt"
 
