@@ -86,7 +86,8 @@ def authors_of(documents: Iterable[DocMeta]) -> list[Author]:
 def _names(author: Author) -> list[str]:
     """How a question may name an author: its name, its country, and its name without a leading
     "Republic of"-style form of government ("República de Valdoria" is "Valdoria")."""
-    names = [author.name] + ([author.country] if author.country else [])
+    # a State is named by its country; an organisation is not named by where it is based
+    names = [author.name] + ([author.country] if author.country and author.stakeholder == "State" else [])
     short = re.sub(r"^(?:(?:the\s+)?(?:republic|kingdom|commonwealth|state|federation|free state|plurinational state)"
                    r"|(?:la\s+)?(?:rep[uú]blica|estado(?:\s+(?:libre|plurinacional))?|reino|federaci[oó]n))"
                    r"\s+(?:of|de(?:l)?)\s+", "", author.name, flags=re.I)
@@ -138,11 +139,41 @@ def topic_of(question: str, named: Sequence[Author] = ()) -> str:
     q = " ".join(question.split()).strip(" ¿?¡!.")
     topic = _FRAME.sub("", q, count=1)
     for author in named:
-        for n in sorted({author.name, *( [author.country] if author.country else [])}, key=len, reverse=True):
+        for n in sorted({author.name, *([author.country] if author.country and author.stakeholder == "State" else [])},
+                        key=len, reverse=True):
             topic = re.sub(rf"(?<!\w){re.escape(n)}(?!\w)", " ", topic, flags=re.I)
     topic = re.sub(r"\s+(?:and|y|e|or|o)\s+(?=(?:,|\s|$))", " ", f" {topic} ")
     topic = " ".join(topic.replace(" ,", ",").split()).strip(" ,;:")
     return topic if len(topic.split()) >= 2 else q
+
+
+def widen(text: str, quote: str, max_chars: int) -> str:
+    """The cell for a quote found in ``text`` (its chunk): the whole paragraph around it when that
+    fits in ``max_chars``, else the quote and the sentences after it while they fit.
+
+    The answerer trims a quote to the clauses closest to the question, which suits one answer but
+    not a matrix: a row reading "opened a permanent regularisation window in 2020;" drops the
+    "9,800 permits" that follows, and the reader comparing rows needs both. An author's answer to
+    one form question is usually one short paragraph, so the paragraph is what the row quotes.
+    Returns an exact substring of ``text`` (or the quote itself when it cannot be found)."""
+    core = quote.strip().strip("…").strip()
+    at = text.find(core) if core else -1
+    if at < 0:
+        return quote
+    para_start = text.rfind("\n\n", 0, at)
+    para_start = 0 if para_start < 0 else para_start + 2
+    para_end = text.find("\n\n", at + len(core))
+    para_end = len(text) if para_end < 0 else para_end
+    paragraph = text[para_start:para_end].strip()
+    if len(paragraph) <= max_chars:
+        return paragraph
+    kept = core
+    rest = text[at + len(core):para_end]
+    for piece in re.split(r"(?<=[.!?;])(?=\s)", rest):
+        if not piece.strip() or len(kept) + len(piece) > max_chars:
+            break
+        kept += piece
+    return kept.strip()
 
 
 def cut_cell(text: str, max_chars: int) -> str:

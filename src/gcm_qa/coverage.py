@@ -102,8 +102,7 @@ def heat_map(coverage: Coverage) -> bytes:
     width = max(5.0, 1.2 + 0.55 * n_cols + 0.07 * max((len(a) for a in coverage.authors), default=10))
     fig, ax = plt.subplots(figsize=(width, max(2.0, 0.9 + 0.38 * n_rows)), dpi=110)
     try:
-        cmap = matplotlib.colormaps["YlGnBu"].copy()
-        cmap.set_bad("#dddddd")
+        cmap = matplotlib.colormaps["YlGnBu"].with_extremes(bad="#dddddd")
         image = ax.imshow(np.ma.masked_invalid(data), cmap=cmap, aspect="auto", vmin=0,
                           vmax=max(1.0, float(np.nanmax(data)) if np.isfinite(data).any() else 1.0))
         label = "Thematic area" if coverage.by == "area" else "Objective"

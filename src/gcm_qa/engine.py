@@ -24,6 +24,7 @@ from gcm_qa.comparison import (
     pick_authors,
     stakeholder_named,
     topic_of,
+    widen,
 )
 from gcm_qa.coverage import By, Coverage, tabulate
 from gcm_qa.embedder import Embedder, ResolvedModel, load_embedder, resolve
@@ -299,7 +300,8 @@ class Engine:
             if cited is None:
                 rows.append(Row(author.name, author.stakeholder, author.country, language, False, NOTHING_FOUND))
                 continue
-            cited = replace(cited, n=1)
+            chunk = retriever.index.chunks[retriever.index.position(cited.chunk_id)]
+            cited = replace(cited, n=1, quote=widen(chunk.text, cited.quote, cs.cell_chars))
             rows.append(Row(author.name, author.stakeholder, author.country, language, True,
                             cut_cell(cited.quote, cs.cell_chars), cited))
         done = time.perf_counter()

@@ -28,7 +28,9 @@ _NUMBER = re.compile(
 # An answer that says there is nothing to say: "No se dispone de información.", "N/A", "Not applicable."
 _NOTHING = re.compile(
     r"^\W*(?:n/?a|no aplica|not applicable|sin información|sin datos|no information(?: available)?"
-    r"|no (?:se )?(?:dispone|cuenta|tiene)n? (?:de )?(?:información|datos)\b.*|none|ninguna?|—|-+)\W*$",
+    r"|no (?:se )?(?:dispone|cuenta|tiene)n? (?:de |con )?(?:información|datos)"
+    r"(?:\s+(?:al respecto|sobre (?:este|el) (?:tema|particular)|disponibles?))?"
+    r"|none|ninguna?|—|-+)\W*$",
     re.I,
 )
 

@@ -87,6 +87,10 @@ class HeadingDetector:
             return Heading(2, _short(text.rstrip(":")))
         if len(text) > 250:
             return None
+        if text.endswith("?") and is_question(text):
+            # "1. Are migrant children detained?" is a form's question, not chapter 1: as a chapter it
+            # would close the thematic area above it
+            return Heading(QUESTION_LEVEL, _short(text))
         m = _NUMBERED.match(text.lstrip("- "))
         if m and not text.startswith("-") and text[:1].isdigit():
             number, title = m.group(1), m.group(2)
