@@ -2,7 +2,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: chat test install models lint browser eval
+.PHONY: chat test install models lint browser ocr eval
 
 $(BIN)/gcm-qa: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -26,6 +26,12 @@ chat: install models
 browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
+# Debian's Tesseract with Spanish and English data, for scanned PDFs (pytesseract drives it). Optional
+# for `make chat`: without it a scan is refused, saying to run this.
+ocr:
+	@(tesseract --list-langs 2>/dev/null | grep -qx spa && tesseract --list-langs 2>/dev/null | grep -qx eng) || \
+		(apt-get update -qq && apt-get install -y -qq tesseract-ocr tesseract-ocr-spa tesseract-ocr-eng >/dev/null)
+
 lint: install
 	$(BIN)/ruff check src tests eval benchmarks
 
@@ -37,6 +43,6 @@ eval: install models
 	$(BIN)/gcm-qa eval --gold eval/sealed.jsonl --split sealed --out eval/results/sealed-ci \
 		--thresholds eval/thresholds-sealed.toml --no-baselines
 
-test: install models browser lint
+test: install models browser ocr lint
 	$(BIN)/python -m pytest -q
 	$(MAKE) --no-print-directory eval

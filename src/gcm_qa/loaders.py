@@ -12,11 +12,17 @@ thousandfold (a 10 KB PDF whose page content inflates to 5 MB took 71 s and gave
 passages; a few-MB DOCX with 2 million paragraphs drove python-docx past 8 GB), so sizes are
 measured before the expensive step, and a file over a limit is refused with the limit's name and
 the measured size instead of being read halfway.
+
+PDF pages without a text layer (scans) are read by OCR when Tesseract is installed (``make ocr``):
+pypdf decodes each page's images, CCITT fax included, and Tesseract reads them in the document's
+language (Spanish and English when the manifest does not say). OCR is optional, so without it a
+scanned file is refused as before, now saying what to install, and a mixed file keeps its text pages.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 import unicodedata
@@ -49,6 +55,8 @@ class RawDocument:
     pages: list[tuple[int | None, str]]
     title: str | None = None  # from the file's own metadata, when it has any
     warnings: tuple[str, ...] = ()
+    # pages whose text OCR read: machine reading of a scan, marked in citations so a reader checks it
+    ocr_pages: frozenset[int] = frozenset()
 
 
 # --- limits -----------------------------------------------------------------------------------------
@@ -120,12 +128,14 @@ class _Budget:
 # --- PDF --------------------------------------------------------------------------------------------
 
 
-def load_pdf(path: Path, limits: LimitSettings | None = None) -> RawDocument:
+def load_pdf(path: Path, limits: LimitSettings | None = None, language: str | None = None) -> RawDocument:
     """Each page's text with its page number; pypdf's warnings about damage it recovered from are kept.
 
-    Refused: encrypted files that need a password, damaged ones pypdf cannot recover, image-only ones,
-    and files over ``limits`` (bytes, pages, a page's decoded content, all pages' content, characters,
-    seconds)."""
+    Pages without a text layer are read by OCR (Tesseract) in ``language`` (the manifest's code, 'es'
+    or 'en'; both when None), within the same limits. Refused: encrypted files that need a password,
+    damaged ones pypdf cannot recover, image-only ones OCR cannot read (or cannot run on: Tesseract
+    missing), and files over ``limits`` (bytes, pages, a page's decoded content, all pages' content,
+    an image's pixels, characters, seconds)."""
     from pypdf import PdfReader
     from pypdf.errors import DependencyError, FileNotDecryptedError, LimitReachedError, PdfReadError, PyPdfError
 
@@ -142,6 +152,7 @@ def load_pdf(path: Path, limits: LimitSettings | None = None) -> RawDocument:
             if reader.is_encrypted and not _decrypted(reader):
                 raise DocumentError(path, "the PDF is encrypted and needs a password to open")
             pages = _pdf_pages(reader, budget)
+            scan = _ocr_pages(reader, pages, budget, language)
             caught.extend(str(w.message) for w in warned)
         title = None
         try:
@@ -165,11 +176,16 @@ def load_pdf(path: Path, limits: LimitSettings | None = None) -> RawDocument:
         pypdf_log.removeHandler(handler)
     for message in caught:
         log.warning("%s: pypdf: %s", path.name, message)
+    pages = [(n, scan.texts.get(n, t)) for n, t in pages]
     if not any(text.strip() for _, text in pages):
-        raise DocumentError(
-            path, "no extractable text (an image-only or scanned PDF? OCR it first; pypdf does no OCR)"
-        )
-    return RawDocument([(n, t) for n, t in pages if t.strip()], title, tuple(caught))
+        raise DocumentError(path, "no extractable text: " + (
+            "; ".join(scan.problems) or "its pages hold neither text nor images (text drawn as outlines?)"))
+    for problem in scan.problems:  # pages left out of a file that is read all the same
+        log.warning("%s: %s", path.name, problem)
+    read = frozenset(n for n, t in scan.texts.items() if t)
+    if read:
+        log.info("%s: OCR (%s) read %s in %.1f s", path.name, scan.languages, _page_list(read), scan.seconds)
+    return RawDocument([(n, t) for n, t in pages if t.strip()], title, tuple(caught) + scan.problems, read)
 
 
 def _pdf_pages(reader: Any, budget: _Budget) -> list[tuple[int, str]]:
@@ -246,6 +262,13 @@ def _page_streams(page: Any) -> list[Any]:
         item = item.get_object() if item is not None else None
         if hasattr(item, "get_data"):
             streams.append(item)
+    return streams + [x for x in _xobjects(page) if x.get("/Subtype") == "/Form"]
+
+
+def _xobjects(page: Any) -> list[Any]:
+    """The XObjects (forms and images) of the page's resources and of its forms' resources, nested
+    ones too, each once; nothing is decoded."""
+    found: list[Any] = []
     seen: set[int] = set()
     pending = [page.get("/Resources")]
     while pending:
@@ -256,13 +279,14 @@ def _page_streams(page: Any) -> list[Any]:
         if not hasattr(xobjects, "values"):
             continue
         for ref in xobjects.values():
-            form = ref.get_object()
-            if id(form) in seen or not hasattr(form, "get_data") or form.get("/Subtype") != "/Form":
+            xobject = ref.get_object()
+            if id(xobject) in seen or not hasattr(xobject, "get_data"):
                 continue
-            seen.add(id(form))
-            streams.append(form)
-            pending.append(form.get("/Resources"))
-    return streams
+            seen.add(id(xobject))
+            found.append(xobject)
+            if xobject.get("/Subtype") == "/Form":
+                pending.append(xobject.get("/Resources"))
+    return found
 
 
 def _pypdf_output_cap(cap: int) -> AbstractContextManager[Any]:
@@ -297,6 +321,202 @@ class _ListHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.sink.append(record.getMessage())
+
+
+# --- OCR of PDF pages without text ------------------------------------------------------------------
+
+OCR_INSTALL = "install tesseract-ocr with tesseract-ocr-spa and tesseract-ocr-eng (make ocr)"
+# The manifest's language codes as Tesseract's language data. A document of unknown language is read
+# with both of the corpus's languages: Spanish read with 'eng' alone loses its accents (page 1 of the
+# scanned questionnaire fixture: 9 of its 64 accented letters and ¿ kept; 'spa' and 'spa+eng' kept all).
+TESSERACT_LANGUAGES = {"es": "spa", "en": "eng"}
+_BOTH_LANGUAGES = ("spa", "eng")
+
+
+class _NoOcr(Exception):
+    """Why OCR cannot run on this machine."""
+
+
+class _Unreadable(Exception):
+    """Why one image of a page gave no text."""
+
+
+@dataclass(frozen=True)
+class _Scan:
+    """What OCR made of a PDF's pages without text."""
+
+    texts: dict[int, str] = field(default_factory=dict)  # page number -> the text read, maybe empty
+    problems: tuple[str, ...] = ()  # pages that gave no text, and why: the refusal, or warnings
+    languages: str = ""
+    seconds: float = 0.0
+
+
+def _ocr_pages(reader: Any, pages: list[tuple[int, str]], budget: _Budget, language: str | None) -> _Scan:
+    """OCR of the pages that hold images and no text, one page at a time under the file's limits.
+
+    OCR takes seconds a page, so the deadline is checked before every page and Tesseract itself is
+    stopped when the time left runs out; an image is measured from its dictionary before it is
+    decoded. Whether OCR can run at all is only asked when a page needs it."""
+    needing = [n for n, text in pages if not text.strip() and _has_images(reader.pages[n - 1])]
+    if not needing:
+        return _Scan()
+    try:
+        pytesseract, languages = _tesseract(language)
+    except _NoOcr as exc:
+        return _Scan(problems=(f"{_page_list(needing)} {'holds' if len(needing) == 1 else 'hold'} only images, and "
+                               f"OCR cannot read them here ({exc}): {OCR_INSTALL}",))
+    started = _now()
+    texts: dict[int, str] = {}
+    failed: dict[int, str] = {}
+    limit = budget.limits.pdf_max_image_pixels
+    for i, number in enumerate(needing):
+        page = reader.pages[number - 1]
+        for xobject in _xobjects(page):
+            width, height = _dimension(xobject, "/Width"), _dimension(xobject, "/Height")
+            if xobject.get("/Subtype") == "/Image" and width * height > limit:
+                raise DocumentError(budget.path, _over(
+                    f"page {number:,} holds an image of", f"{width:,} x {height:,} pixels", f"{limit:,}-pixel",
+                    "pdf_max_image_pixels"))
+        budget.check_time(f"stopped before OCR of page {number:,}, {i + 1:,} of {len(needing):,} without text")
+        parts: list[str] = []
+        reasons: list[str] = []
+        for image in _page_images(page, reasons):
+            if image.width * image.height > limit:  # an inline image, which has no dictionary to read first
+                raise DocumentError(budget.path, _over(
+                    f"page {number:,} holds an image of", f"{image.width:,} x {image.height:,} pixels",
+                    f"{limit:,}-pixel", "pdf_max_image_pixels"))
+            try:
+                parts.append(_read_image(pytesseract, _upright(image, page), languages, budget, number))
+            except _Unreadable as exc:
+                reasons.append(str(exc))
+        texts[number] = "\n\n".join(part for part in parts if part)
+        budget.add_chars(len(texts[number]))
+        if reasons:
+            failed[number] = reasons[0]
+    problems = [(f"page {n:,}: one of its images could not be read" if texts[n] else f"page {n:,}'s image could "
+                 "not be read") + f" ({reason})" for n, reason in failed.items()]
+    empty = [n for n, text in texts.items() if not text and n not in failed]
+    if empty:
+        problems.append(f"OCR (Tesseract, {languages}) found no words in the images of {_page_list(empty)}")
+    return _Scan(texts, tuple(problems), languages, _now() - started)
+
+
+def _tesseract(language: str | None) -> tuple[Any, str]:
+    """pytesseract, and the Tesseract languages to read a document in ('spa', 'eng' or 'spa+eng'), or
+    :class:`_NoOcr` saying what is missing. Asked afresh each time: it costs one
+    ``tesseract --list-langs`` (some 20 ms), and a later install is found without a restart."""
+    try:
+        import pytesseract
+    except ImportError as exc:
+        raise _NoOcr("the Python package pytesseract is not installed") from exc
+    # On this project's two busy cores one Tesseract thread read a full A4 page in 2.0-2.9 s, its
+    # default OpenMP threads in 5.3-55 s, so its process gets OMP_THREAD_LIMIT=1 unless the user set
+    # one. pytesseract passes its module's ``environ`` to Tesseract and takes no
+    # environment of its own; os.environ is left alone, since torch and faiss read OMP_* too.
+    module = pytesseract.pytesseract
+    module.environ = {**os.environ, "OMP_THREAD_LIMIT": os.environ.get("OMP_THREAD_LIMIT", "1")}
+    try:
+        installed = set(pytesseract.get_languages())
+    except OSError as exc:  # TesseractNotFoundError is one
+        raise _NoOcr(f"Tesseract is not installed: no '{module.tesseract_cmd}' program") from exc
+    code = re.split(r"[-_]", (language or "").strip().lower())[0]
+    wanted = [TESSERACT_LANGUAGES[code]] if code in TESSERACT_LANGUAGES else list(_BOTH_LANGUAGES)
+    missing = [name for name in wanted if name not in installed]
+    if missing:
+        raise _NoOcr("Tesseract has no " + " or ".join(f"'{name}'" for name in missing) + " language data")
+    return pytesseract, "+".join(wanted)
+
+
+def _has_images(page: Any) -> bool:
+    """Whether the page draws or holds an image, inline ones included (a blank page needs no OCR)."""
+    if any(x.get("/Subtype") == "/Image" for x in _xobjects(page)):
+        return True
+    try:
+        return len(page.images) > 0  # parses the content stream for inline images
+    except Exception:  # a content stream pypdf cannot parse holds nothing OCR could use
+        return False
+
+
+def _page_images(page: Any, reasons: list[str]) -> list[Any]:
+    """The page's images as PIL images, decoded by pypdf (CCITT fax, JPEG, JPEG 2000, Flate; JBIG2
+    with the jbig2dec program), adding to ``reasons`` why any could not be decoded: one broken image
+    is said, not fatal."""
+    try:
+        listed = page.images
+        count = len(listed)
+    except Exception as exc:  # pypdf's content parsing raises many types on damaged input
+        reasons.append(_reason(exc))
+        return []
+    images = []
+    for i in range(count):
+        try:
+            image = listed[i].image
+        except Exception as exc:  # each filter's decoder raises its own (DependencyError, ValueError, OSError...)
+            reasons.append(_reason(exc))
+            continue
+        if image is not None:
+            images.append(image)
+    return images
+
+
+def _upright(image: Any, page: Any) -> Any:
+    """The image as Tesseract should see it: turned by the page's /Rotate (a scanner's way of saying
+    the page lies sideways), in a mode it reads, and saved losslessly by pytesseract (PNG, not the
+    JPEG an image decoded from DCT would be saved as again)."""
+    from PIL import Image
+
+    if image.mode not in ("1", "L", "RGB", "RGBA", "LA"):
+        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    try:
+        rotation = int(page.rotation) % 360
+    except (TypeError, ValueError, AttributeError):
+        rotation = 0
+    turn = {90: Image.Transpose.ROTATE_270, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_90}
+    if rotation in turn:
+        image = image.transpose(turn[rotation])
+    image.format = None  # pytesseract saves an image in its own format, PNG when it has none
+    return image
+
+
+def _read_image(pytesseract: Any, image: Any, languages: str, budget: _Budget, number: int) -> str:
+    """Tesseract's text of one image, stopped when the file's time runs out."""
+    left = budget.limits.max_seconds - (_now() - budget.started)
+    try:
+        text: str = pytesseract.image_to_string(image, lang=languages, timeout=max(left, 0.01))
+    except RuntimeError as exc:
+        if "timeout" not in str(exc).lower():  # TesseractError: Tesseract failed on this image
+            raise _Unreadable(f"Tesseract failed: {_reason(exc)}") from exc
+        elapsed = _now() - budget.started
+        raise DocumentError(budget.path, _over("reading took", f"{elapsed:,.1f} s (OCR of page {number:,} stopped)",
+                                               f"{budget.limits.max_seconds:g} s", "max_seconds")) from exc
+    except OSError as exc:  # Tesseract gone since it was found, or the temporary image could not be written
+        raise _Unreadable(f"Tesseract could not run: {_reason(exc)}") from exc
+    return text.replace("\f", "\n").strip()
+
+
+def _dimension(xobject: Any, key: str) -> int:
+    try:
+        return max(int(xobject.get(key, 0)), 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _page_list(numbers: Any) -> str:
+    """'page 3', 'pages 1-4, 7': page numbers for a message, runs joined."""
+    numbers = sorted(numbers)
+    runs: list[list[int]] = []
+    for n in numbers:
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    shown = ", ".join(f"{r[0]:,}" if len(r) == 1 else f"{r[0]:,}-{r[-1]:,}" for r in runs)
+    return f"{'page' if len(numbers) == 1 else 'pages'} {shown}"
 
 
 # --- DOCX -------------------------------------------------------------------------------------------
@@ -587,9 +807,10 @@ LOADERS: dict[str, Callable[[Path, LimitSettings | None], RawDocument]] = {
 }
 
 
-def load(path: Path, limits: LimitSettings | None = None) -> RawDocument:
+def load(path: Path, limits: LimitSettings | None = None, language: str | None = None) -> RawDocument:
     """Read one file under ``limits`` (the defaults when None); a file that cannot be read, or is over a
-    limit, raises :class:`DocumentError`."""
+    limit, raises :class:`DocumentError`. ``language`` (the manifest's, when it gives one) is the
+    language a scanned PDF is read in by OCR."""
     limits = limits or LimitSettings()
     suffix = path.suffix.lower()
     loader = LOADERS.get(suffix)
@@ -601,5 +822,7 @@ def load(path: Path, limits: LimitSettings | None = None) -> RawDocument:
         raise DocumentError(path, "file not found")
     if path.stat().st_size == 0:
         raise DocumentError(path, "the file is empty")
+    if loader is load_pdf:
+        return load_pdf(path, limits, language)
     return loader(path, limits)
 
