@@ -107,7 +107,8 @@ class Answerer:
         c = passage.chunk
         quote = c.text[shown[0].start : shown[-1].end]
         citation = Citation(n=1, doc_id=c.doc_id, title=c.title, section=c.section_label, page=c.page_label,
-                            quote=quote, score=passage.score, passage_rank=passage.rank, chunk_id=c.chunk_id)
+                            quote=quote, score=passage.score, passage_rank=passage.rank, chunk_id=c.chunk_id,
+                            ocr=c.ocr)
         lines = [NOTE_MARK.sub("", s.text) for s in shown]
         if single:  # an objective's line in a bulleted list: "- 13. Use migration detention…"
             lines = [BULLET.sub("", line) for line in lines]

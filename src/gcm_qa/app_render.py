@@ -82,6 +82,8 @@ def _where(c: Citation) -> str:
         bits.append(shorten(c.section.split(" > ")[-1], 60))
     if c.page:
         bits.append(c.page_reference)
+    if c.ocr:
+        bits.append("read by OCR")
     return ", ".join(bits)
 
 
@@ -238,6 +240,8 @@ def render_sources_html(answer: Answer | None, context: int = 160) -> str:
             meta.append(f'<span class="gcmqa-section">{html.escape(c.section)}</span>')
         if c.page:
             meta.append(f'<span class="gcmqa-page">{html.escape(c.page_reference)}</span>')
+        if c.ocr:  # machine reading of a scan: a figure or a name may be misread
+            meta.append('<span class="gcmqa-ocr">text read by OCR; check against the scan</span>')
         if spans:
             a, b = _snippet_bounds(text, spans, context)
             snippet = ("… " if a > 0 else "") + highlight_html(text, spans, a, b) + (" …" if b < len(text) else "")

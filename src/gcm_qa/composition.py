@@ -199,6 +199,7 @@ def cite(picks: Sequence[Pick], passages: Sequence[Passage], max_quote_chars: in
                     score=pick.item.score,
                     passage_rank=passage.rank,
                     chunk_id=c.chunk_id,
+                    ocr=c.ocr,
                 )
             )
             spans.append(span)

@@ -523,7 +523,7 @@ def prepare_document(path: Path, entry: dict[str, Any] | None, settings: Setting
     """Load, clean, lay out and chunk one file with its profile (found in the corpus folder by the
     document's id and kind), and read a questionnaire's form. Raises DocumentError for unreadable
     input, ProfileError for a bad profile."""
-    raw = load(path, settings.limits)
+    raw = load(path, settings.limits, (entry or {}).get("language"))  # a scan is OCR'd in the manifest's language
     paragraphs = clean_pages(raw.pages)
     if not paragraphs:
         raise DocumentError(path, "no text left after cleaning")
@@ -536,6 +536,9 @@ def prepare_document(path: Path, entry: dict[str, Any] | None, settings: Setting
     chunks = chunk_document(meta, doc, settings.chunking.chunk_chars, settings.chunking.overlap_chars, profile)
     if not chunks:
         raise DocumentError(path, "no chunks could be made from the text")
+    for chunk in chunks:  # text OCR read is cited as such, so a reader checks it against the scan
+        pages = range(chunk.page_start or 0, (chunk.page_end or chunk.page_start or 0) + 1)
+        chunk.ocr = chunk.page_start is not None and not raw.ocr_pages.isdisjoint(pages)
     form = read_form(doc, profile, settings.forms.min_questions) if meta.kind == "questionnaire" else None
     return Prepared(meta, chunks, form)
 

@@ -323,7 +323,7 @@ class LimitSettings(_Group):
     max_seconds: float = Field(
         120.0, gt=0,
         description="Wall-clock seconds one file may take to read, checked between pages, paragraphs and "
-        "blocks (a PDF page runs to its end).",
+        "blocks (a PDF page's text runs to its end; OCR of a scanned page, some 2 s, is stopped).",
     )
 
 
