@@ -208,7 +208,7 @@ def test_coverage_by_area(engine) -> None:
 def test_cli_compare_and_coverage(engine, tmp_path: Path) -> None:
     settings = engine.settings
     base = [sys.executable, "-m", "gcm_qa.cli"]
-    paths = ["--corpus", str(settings.paths.corpus_dir), "--index", str(settings.paths.index_dir)]
+    paths = ["--corpus", str(settings.paths.corpus_dir), "--index-dir", str(settings.paths.index_dir)]
     out = tmp_path / "matrix.csv"
     run = subprocess.run([*base, "compare", "Which countries reported regularisation programmes?", *paths,
                           "--json", "--csv", str(out)], capture_output=True, text=True, timeout=300)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gcm_qa import profiles
-from gcm_qa.cleaning import clean_pages
+from gcm_qa.cleaning import Paragraph, clean_pages
 from gcm_qa.comparison import (
     NOTHING_FOUND,
     authors_of,
@@ -220,3 +220,35 @@ def test_a_cell_widens_a_trimmed_quote_to_its_paragraph_when_it_fits() -> None:
         "Se abrió una ventanilla en 2020; 9.800 permisos se emitieron el primer año.")
     assert widen(text, "…una ventanilla en 2020;", 40) == "una ventanilla en 2020;"
     assert widen(text, "not in the text", 200) == "not in the text"
+
+
+def test_a_question_run_together_with_its_answer_is_split_off() -> None:
+    form = read("Questionnaire\n\nThematic area 1: Data\n\n"
+                "Q1. Does your Government publish migration data? (Objective 1) The Statistical Office published "
+                "a profile in 2020. Q2. Has a migration policy been adopted? Cabinet approved one in 2021.\n\n"
+                "Q3. Are there data on remittances?\n\n(Objective 20) Not applicable.")
+    assert [(r.number, r.answer, r.answered, r.objectives) for r in form.records] == [
+        ("1", "The Statistical Office published a profile in 2020.", True, [1]),
+        ("2", "Cabinet approved one in 2021.", True, []),
+        ("3", "Not applicable.", False, [20]),
+    ]
+
+
+def test_a_form_printed_as_a_question_answer_table_is_read() -> None:
+    rows = [Paragraph("Questionnaire", None), Paragraph("Thematic area 3: Borders", None),
+            Paragraph("Question | Answer", None, "table"),
+            Paragraph("Q1. Which body coordinates? | The Mobility Board, since 2019.", None, "table"),
+            Paragraph("Q2. Are borders monitored? (Objective 11) | Not applicable.", None, "table"),
+            Paragraph("Q3. Is there a trafficking law? | Yes | the 2014 Act.", None, "table"),
+            Paragraph("Total | 3", None, "table")]
+    form = read_form(layout(rows, QUESTIONNAIRE), QUESTIONNAIRE)
+    assert [(r.number, r.answer, r.answered, r.areas) for r in form.records] == [
+        ("1", "The Mobility Board, since 2019.", True, [3]),
+        ("2", "Not applicable.", False, [3]),
+        ("3", "Yes | the 2014 Act.\n\nTotal | 3", True, [3]),
+    ]
+
+
+def test_prose_asking_a_question_is_not_split() -> None:
+    form = read("Note\n\nWhy do workers return? Because the harvest needs them. 1. Wages rose in 2020.")
+    assert not form.detected

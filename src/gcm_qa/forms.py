@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from gcm_qa import gcm
 from gcm_qa.profiles import EMPTY, Profile
-from gcm_qa.structure import Layout, is_question
+from gcm_qa.structure import QUESTION_TAIL, Layout, is_question
 from gcm_qa.types import Record
 
 # "3.", "3)", "3.1", "Q3.", "P3:", "Pregunta 3.", "Question 3:" before the question itself
@@ -33,6 +33,9 @@ _NOTHING = re.compile(
     r"|none|ninguna?|—|-+)\W*$",
     re.I,
 )
+
+
+_OBJECTIVE_TAG = re.compile(r"\s*" + QUESTION_TAIL.pattern.removeprefix(r"\s*").removesuffix(r"\s*$"), re.I)
 
 
 @dataclass(frozen=True)
@@ -88,11 +91,16 @@ class _Reader:
             # the question's own paragraph opens its section; the answer is what follows it
             start = min(heading_end.get(section.start, section.start) + 2, section.end)
             raw = self.doc.text[start : section.end]
+            # "(Objective 1)" printed on the line after its question belongs to the question
+            tag = _OBJECTIVE_TAG.match(raw)
+            tagged = gcm.explicit_objectives(tag.group(0)) if tag else set()
+            if tag:
+                start, raw = start + tag.end(), raw[tag.end():]
             answer = raw.strip()
             first = start + (len(raw) - len(raw.lstrip()))
             number, question = split_number(section.path[-1])
             area = gcm.area_of_section(section.path, self.profile)
-            objectives = sorted(gcm.explicit_objectives(question) | gcm.explicit_objectives(answer))
+            objectives = sorted(gcm.explicit_objectives(question) | gcm.explicit_objectives(answer) | tagged)
             areas = {area} if area is not None else {
                 a for a, objs in self.profile.area_objectives.items() for o in objectives if o in objs}
             page_start, page_end = self.doc.page_range(first, first + max(len(answer), 1))

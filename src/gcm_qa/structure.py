@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gcm_qa.cleaning import Paragraph
 from gcm_qa.profiles import EMPTY, Profile
@@ -52,10 +52,46 @@ def _short(title: str) -> str:
     return title if len(title) <= MAX_TITLE else title[: MAX_TITLE - 1].rstrip() + "…"
 
 
+# what a form may print after a question: the objective it concerns, "(Objective 13)", "(Objetivo 7)"
+QUESTION_TAIL = re.compile(r"\s*\((?:GCM\s+|PMM\s+)?(?:Objectives?|Objetivos?|Obj\.)\s*[\d ,y&and]{1,20}\)\s*$", re.I)
+# a numbered question and its answer printed as one paragraph ("Q2. Has...? (Objective 23) Cabinet
+# approved...": a PDF's lines joined) or one table row ("Q1. What...? | The Data Hub was...")
+_NUMBERED_QUESTION = re.compile(
+    r"^(?P<q>(?:(?:Q|P|Pregunta|Question)\s*)?\d{1,2}(?:\.\d{1,2})*[.):]?\s+[^?|]{5,300}\?"
+    r"(?:\s*\((?:GCM\s+|PMM\s+)?(?:Objectives?|Objetivos?|Obj\.)\s*[\d ,y&and]{1,20}\))?)"
+    r"\s*(?:\|\s*)?(?P<a>\S.*)$", re.I | re.S)
+
+# where a "Q15."/"P15."-marked question starts inside a paragraph, after the end of a sentence
+_NEXT_QUESTION = re.compile(r"(?<=[.!?)])\s+(?=(?:Q|P)\s?\d{1,2}[.):]\s+[^?]{5,300}\?)")
+
+
 def is_question(text: str) -> bool:
-    """A questionnaire prompt: ends with a question mark or opens with '¿', and is not an essay."""
-    t = text.strip()
+    """A questionnaire prompt: ends with a question mark (or one followed by the objective it
+    concerns) or opens with '¿', and is not an essay."""
+    t = QUESTION_TAIL.sub("", text.strip())
     return len(t) <= 400 and (t.endswith("?") or bool(_QUESTION_START.match(t)))
+
+
+def split_questions(paragraphs: Sequence[Paragraph]) -> list[Paragraph]:
+    """A numbered question run together with its answer becomes two paragraphs, the question then
+    the answer, so the question can head the answer's section. Only a *numbered* question is split
+    off: in prose, "Why? Because..." is one thought. A table row "question | answer" is split the
+    same way (forms are often a two-column table); a row whose first cell is no question stays."""
+    pieces: list[Paragraph] = []
+    for p in paragraphs:  # "...since 2020. Q15. What is the role of remittances?": two questions' text
+        starts = [0] + [m.end() for m in _NEXT_QUESTION.finditer(p.text)] if p.kind == "text" else [0]
+        pieces.extend(replace(p, text=p.text[a:b].strip()) for a, b in zip(starts, [*starts[1:], len(p.text)],
+                                                                              strict=True))
+    out: list[Paragraph] = []
+    for p in pieces:
+        m = _NUMBERED_QUESTION.match(p.text) if p.kind in ("text", "table") else None
+        if (m is None or (p.kind == "text" and "|" in p.text[: m.start("a")]) or not is_question(m.group("q"))
+                or QUESTION_TAIL.fullmatch(" " + m.group("a"))):  # the question and its objective alone
+            out.append(p)
+            continue
+        out.append(replace(p, text=m.group("q").strip(), kind="text"))
+        out.append(replace(p, text=m.group("a").strip(), kind="text"))
+    return out
 
 
 class HeadingDetector:
@@ -164,6 +200,7 @@ def layout(paragraphs: Sequence[Paragraph], profile: Profile = EMPTY) -> Layout:
     the section is. Paragraphs before the first heading form a section with an empty path.
     ``profile``: the document's own unnumbered titles.
     """
+    paragraphs = split_questions(paragraphs)
     detector = HeadingDetector(chapter_titles(paragraphs), profile)
     stack: list[Heading] = []
     parts: list[str] = []
