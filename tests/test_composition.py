@@ -131,3 +131,12 @@ def test_a_number_that_counts_paragraphs_is_not_quoted_but_a_number_that_names_o
     assert not any(numbered_by_position(s, named) for s in named)
     alone = split_sentences("12. Dredge the northern channel before the storms.")
     assert not numbered_by_position(alone[0], alone)
+
+
+def test_a_forms_question_is_never_quoted_as_an_answer() -> None:
+    from gcm_qa.quotes import quotable
+
+    section = ["Área temática 2", "5. ¿Se detiene a niños por motivos migratorios? ¿Qué alternativas existen?"]
+    assert not quotable("¿Qué alternativas existen?", section)
+    assert not quotable("5. ¿Se detiene a niños por motivos migratorios?", section)
+    assert quotable("Desde 2020 ningún niño puede permanecer en un centro de detención.", section)

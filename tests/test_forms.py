@@ -252,3 +252,15 @@ def test_a_form_printed_as_a_question_answer_table_is_read() -> None:
 def test_prose_asking_a_question_is_not_split() -> None:
     form = read("Note\n\nWhy do workers return? Because the harvest needs them. 1. Wages rose in 2020.")
     assert not form.detected
+
+
+def test_an_organisation_is_named_by_the_words_before_its_first_preposition() -> None:
+    authors = authors_of([meta("red", "Red Ciudadana por los Derechos de las Personas", "civil society"),
+                          meta("forum", "Caribbean Forum on Human Mobility", "intergovernmental body"),
+                          meta("net", "Migrant Rights Network", "civil society")])
+    found = named_authors("What did the Red Ciudadana and the Caribbean Forum say on health?", authors)
+    assert [a.name for a in found] == ["Red Ciudadana por los Derechos de las Personas",
+                                       "Caribbean Forum on Human Mobility"]
+    assert named_authors("What do migrant networks say?", authors) == []
+    assert topic_of("What did the Red Ciudadana's monitors record at the border?", found[:1]) == (
+        "What did the monitors record at the border")

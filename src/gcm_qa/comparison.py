@@ -46,8 +46,13 @@ _FRAMES = (
     r"^qu[eé]\s+(?:dijo|dijeron|dice|dicen|inform[oó]|informaron|report[oó]|reportaron|mencion[oó]|"
     r"mencionaron|se[nñ]al[oó]|se[nñ]alaron)\s+.+?\s+(?:sobre|acerca de|respecto (?:a|de)|en cuanto a|de)\s+",
     r"^c[oó]mo\s+(?:abord[oó]|abordaron|abordan|trat[oó]|trataron|tratan)\s+.+?\s+(?:la|el|los|las)\s+",
+    r"^(?:who|which authors?)\s+(?:has\s+|have\s+)?(?:reported|mentioned|said|wrote|described|referred to)"
+    r"\s*(?:anything\s+)?(?:on|about|regarding)?\s*",
+    r"^qui[eé]n(?:es)?\s+(?:informaron|inform[oó]|mencionaron|mencion[oó]|dijeron|dijo|describieron|"
+    r"se refirieron|hablaron)\s*(?:algo\s+)?(?:sobre|de|acerca de|a)?\s*",
     r"^compar[ae]r?\s+(?:lo\s+que\s+)?(?:.+?\s+)?(?:dijeron|dicen|informaron)?\s*(?:sobre|acerca de)\s+",
 )
+_PREPOSITIONS = frozenset("of on for in and to de del por para sobre en y e contra con".split())
 _FRAME = re.compile("|".join(f"(?:{f})" for f in _FRAMES), re.I)
 
 
@@ -93,6 +98,12 @@ def _names(author: Author) -> list[str]:
                    r"\s+(?:of|de(?:l)?)\s+", "", author.name, flags=re.I)
     if short != author.name:
         names.append(short)
+    # "Red Ciudadana por los Derechos de...", "Caribbean Forum on Human Mobility": people name an
+    # organisation by the words before its first preposition, when there are at least two
+    words = author.name.split()
+    cut = next((i for i, w in enumerate(words) if i >= 2 and w.lower() in _PREPOSITIONS), None)
+    if cut is not None:
+        names.append(" ".join(words[:cut]))
     return [fold(n) for n in names if n and n.lower() != "unknown"]
 
 
@@ -132,16 +143,31 @@ def stakeholder_named(question: str) -> str | None:
     return None
 
 
+def _without(text: str, names: Sequence[str]) -> str:
+    """``text`` without the (accent-folded, lower-case) ``names`` it contains, whatever their case
+    and accents, and without a possessive "'s" after them."""
+    words = text.split()
+    folded = [fold(w).strip(".,;:()¿?¡!\"'«»") for w in words]
+    keep = [True] * len(words)
+    for name in names:
+        parts = name.split()
+        for i in range(len(words) - len(parts) + 1):
+            window = folded[i : i + len(parts)]
+            last = window[-1].removesuffix("'s").removesuffix("’s") if window else ""
+            if window[:-1] == parts[:-1] and last == parts[-1] and all(keep[i : i + len(parts)]):
+                for j in range(i, i + len(parts)):
+                    keep[j] = False
+    return " ".join(w for w, k in zip(words, keep, strict=True) if k)
+
+
 def topic_of(question: str, named: Sequence[Author] = ()) -> str:
     """What each author's documents are searched for: the question without its comparative frame
     and without the authors it names, which every row would otherwise be checked against ("what
     did A and B say about X" asks each of them about X)."""
     q = " ".join(question.split()).strip(" ¿?¡!.")
     topic = _FRAME.sub("", q, count=1)
-    for author in named:
-        for n in sorted({author.name, *([author.country] if author.country and author.stakeholder == "State" else [])},
-                        key=len, reverse=True):
-            topic = re.sub(rf"(?<!\w){re.escape(n)}(?!\w)", " ", topic, flags=re.I)
+    names = sorted({n for author in named for n in _names(author)}, key=len, reverse=True)
+    topic = _without(topic, names)
     topic = re.sub(r"\s+(?:and|y|e|or|o)\s+(?=(?:,|\s|$))", " ", f" {topic} ")
     topic = " ".join(topic.replace(" ,", ",").split()).strip(" ,;:")
     return topic if len(topic.split()) >= 2 else q
@@ -206,6 +232,7 @@ class Row:
     found: bool
     cell: str  # the quote, or NOTHING_FOUND
     citation: Citation | None = None
+    support: float | None = None  # the answerer's support for this author's best sentence (None: no passage)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -216,6 +243,7 @@ class Row:
             "found": self.found,
             "cell": self.cell,
             "citation": self.citation.to_dict() if self.citation else None,
+            "support": None if self.support is None else round(self.support, 4),
         }
 
 

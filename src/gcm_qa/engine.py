@@ -31,10 +31,18 @@ from gcm_qa.embedder import Embedder, ResolvedModel, load_embedder, resolve
 from gcm_qa.forms import FormReading, says_nothing
 from gcm_qa.index_store import BuildReport, LoadedIndex
 from gcm_qa.loaders import SUPPORTED_SUFFIXES, DocumentError
-from gcm_qa.query import SearchQuery, areas_named, objective_sought, part_asked_about, prepare, rewrite_followup
+from gcm_qa.query import (
+    SearchQuery,
+    areas_named,
+    objective_sought,
+    other_language,
+    part_asked_about,
+    prepare,
+    rewrite_followup,
+)
 from gcm_qa.retrieval import Filters, Retriever, refers_to
 from gcm_qa.scoring import SentenceScorer, WeightedScorer
-from gcm_qa.settings import Settings, with_tuned
+from gcm_qa.settings import AnswerSettings, Settings, with_tuned
 from gcm_qa.types import Answer, DocMeta, Passage, Reference
 
 
@@ -88,6 +96,7 @@ class Engine:
         self._objective_titles: np.ndarray | None = None
         self._profile: profiles.Profile | None = None
         self._authors: list[Author] = []
+        self._forms_read: frozenset[str] = frozenset()
         self._recover(settings.paths.corpus_dir)
 
     @property
@@ -161,9 +170,11 @@ class Engine:
                                          [(doc_id, d["meta"]["kind"]) for doc_id, d in documents.items()])
         retriever = Retriever(index, self.embedder, self.settings.retrieval)
         authors = authors_of(DocMeta(**d["meta"]) for d in documents.values())
+        forms_read = frozenset(doc_id for doc_id, d in documents.items() if d.get("form", {}).get("detected"))
         self.notices.extend(n for n in index.notices if n not in self.notices)  # a damaged build fell back
         # swapped in last, together: a question under way keeps the retriever (and its index) it took
         self._index, self._profile, self._retriever, self._authors = index, profile, retriever, authors
+        self._forms_read = forms_read  # documents whose form was read: their passages under a question count
 
     def ask(
         self,
@@ -180,14 +191,21 @@ class Engine:
             raise QuestionError(f"the question is longer than {MAX_QUESTION_CHARS} characters")
         started = time.perf_counter()
         standalone = rewrite_followup(question, list(history))
-        query = self.search_query(standalone)
         retriever = self._retriever_or_load()
+        check_terms = searched = standalone
+        answer_settings = self.settings.answer
         if filters is None or not filters.author:
-            # "what did Valdoria report on X" is answered from Valdoria's own documents: another
-            # author's answer on X, however close, is not what Valdoria said
-            named = [a.name for a in named_authors(standalone, self._authors) if "questionnaire" in a.kinds]
+            # "what did Valdoria report on X" is answered from Valdoria's answers: another author's
+            # answer on X, however close, is not what Valdoria said; nor is Valdoria's cover page.
+            # The names are then no term a passage must repeat (an answer rarely names its author).
+            named = [a for a in named_authors(standalone, self._authors) if "questionnaire" in a.kinds]
             if named:
-                filters = replace(filters or Filters(), author=tuple(named))
+                filters = replace(filters or Filters(), author=tuple(a.name for a in named),
+                                  answers_of=tuple(d for a in named for d in a.doc_ids if d in self._forms_read))
+                # searched and judged as one row of a comparison: for the matter, within the author
+                check_terms = searched = topic_of(standalone, named)
+                answer_settings = self._row_settings()
+        query = self.search_query(searched)
         vector = self.embedder.encode_queries([query.dense])[0]
         passages = retriever.search(query, top_k=top_k, filters=filters, query_vector=vector)
         part = part_asked_about(query)
@@ -199,7 +217,7 @@ class Engine:
             rest = [p for p in passages if p.chunk.chunk_id != opening.passage.chunk.chunk_id]
             passages = [opening.passage, *(replace(p, rank=i + 2) for i, p in enumerate(rest))][: len(passages) or 1]
         retrieved = time.perf_counter()
-        answerer = Answerer(retriever.index, self.settings.answer, self.scorer)
+        answerer = Answerer(retriever.index, answer_settings, self.scorer)
         if opening is not None:
             text, citations = answerer.describe(opening.passage, opening.needle, opening.single)
             abstained = not citations
@@ -208,10 +226,10 @@ class Engine:
                 query.keyword if query.spanish else query.dense,
                 passages,
                 vector,
-                check_terms="" if query.spanish else standalone,
+                check_terms="" if query.spanish else check_terms,
                 named_part=any(refers_to(p.chunk, r) for p in passages[: answerer.max_passages]
                                for r in query.references),
-                topic=query.dense,
+                topic=(query.dense, other_language(searched)),
             )
         else:
             text, citations, abstained = NO_ANSWER, [], True
@@ -281,32 +299,39 @@ class Engine:
         query = self.search_query(topic)
         vector = self.embedder.encode_queries([query.dense])[0]
         cs = self.settings.compare
-        answer_settings = self.settings.answer
-        if cs.abstain_threshold is not None:
-            answer_settings = answer_settings.model_copy(update={"abstain_threshold": cs.abstain_threshold})
-        answerer = Answerer(retriever.index, answer_settings, self.scorer)
+        answerer = Answerer(retriever.index, self._row_settings(), self.scorer)
         rows: list[Row] = []
+        topics = (query.dense, other_language(topic))
         for author in pool:
-            passages = retriever.search(query, top_k=cs.passages, filters=Filters(author=(author.name,)),
-                                        query_vector=vector)
+            own = Filters(author=(author.name,), answers_of=tuple(d for d in author.doc_ids if d in self._forms_read))
+            passages = retriever.search(query, top_k=cs.passages, filters=own, query_vector=vector)
             citations = []
             if passages:
                 _, citations, abstained = answerer.answer(
                     query.keyword if query.spanish else query.dense, passages, vector,
-                    check_terms="" if query.spanish else topic, topic=query.dense)
+                    check_terms="" if query.spanish else topic, topic=topics)
                 citations = [] if abstained else citations
             cited = next((c for c in citations if not says_nothing(c.quote)), None)
             language = author.languages[0] if author.languages else ""
+            backing = answerer.support if passages else None
             if cited is None:
-                rows.append(Row(author.name, author.stakeholder, author.country, language, False, NOTHING_FOUND))
+                rows.append(Row(author.name, author.stakeholder, author.country, language, False, NOTHING_FOUND,
+                                support=backing))
                 continue
             chunk = retriever.index.chunks[retriever.index.position(cited.chunk_id)]
             cited = replace(cited, n=1, quote=widen(chunk.text, cited.quote, cs.cell_chars))
             rows.append(Row(author.name, author.stakeholder, author.country, language, True,
-                            cut_cell(cited.quote, cs.cell_chars), cited))
+                            cut_cell(cited.quote, cs.cell_chars), cited, backing))
         done = time.perf_counter()
         return Comparison(question, topic, scope, rows, unknown,
                           {"total": (done - started) * 1000, "per_author": (done - started) * 1000 / max(len(pool), 1)})
+
+    def _row_settings(self) -> AnswerSettings:
+        """The answerer's settings for one author's documents (a comparison's row, or a question that
+        names its author): the per-author abstention threshold, when one is set."""
+        threshold = self.settings.compare.abstain_threshold
+        answer = self.settings.answer
+        return answer if threshold is None else answer.model_copy(update={"abstain_threshold": threshold})
 
     def coverage(self, by: By = "area") -> Coverage:
         """Authors of voluntary reports by thematic area or objective, with the answers each gave."""

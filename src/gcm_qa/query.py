@@ -48,6 +48,31 @@ def glossary() -> list[tuple[re.Pattern[str], str]]:
     return [(re.compile(rf"(?<!\w){re.escape(es)}(?!\w)"), en) for es, en in pairs]
 
 
+@lru_cache(maxsize=1)
+def reverse_glossary() -> list[tuple[re.Pattern[str], str]]:
+    """The glossary read the other way, English phrase -> Spanish, longest first: an English question
+    about a Spanish questionnaire is checked against the Spanish words an answer would use."""
+    text = resources.files("gcm_qa").joinpath("data/es_en_glossary.tsv").read_text(encoding="utf-8")
+    pairs: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        es, en = line.split("\t")
+        pairs.setdefault(fold(en.strip()), es.strip())
+    ordered = sorted(pairs.items(), key=lambda p: -len(p[0]))
+    return [(re.compile(rf"(?<!\w){re.escape(en)}(?!\w)"), es) for en, es in ordered]
+
+
+def other_language(question: str) -> str:
+    """The question's terms in the other language (Spanish -> English by the glossary, English ->
+    Spanish by the glossary reversed), "" when none is known. An answer in the other language shares
+    a question's figures and names but few of its words, so it is checked against these too."""
+    if is_spanish(question):
+        return translate_terms(question)
+    text = fold(question)
+    return " ".join(spanish for pattern, spanish in reverse_glossary() if pattern.search(text))
+
+
 def translate_terms(question: str) -> str:
     """Word-for-phrase English rendering of a Spanish question; unknown words pass through.
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from gcm_qa.structure import SOURCE_LINE
+from gcm_qa.structure import SOURCE_LINE, is_question
 
 BULLET = re.compile(r"^(?:[-◇•▪►]\s+)+")
 NOTE_MARK = re.compile(r"^\[Note \d+\]\s*")
@@ -41,7 +41,9 @@ def quotable(text: str, section: Sequence[str]) -> bool:
         # titles are stored cut short with "…": a line that starts with the kept part is the heading
         if bare == kept or (title.endswith("…") and len(kept) >= 30 and bare.startswith(kept)):
             return False
-    return True
+    # a form's question, or one of the sentences it is printed in ("¿Se detiene...? ¿Qué alternativas
+    # existen?"), asks; it never answers
+    return not (section and is_question(section[-1]) and len(bare) >= 10 and bare in _bare(section[-1]))
 
 
 def in_title(text: str, section: Sequence[str]) -> bool:

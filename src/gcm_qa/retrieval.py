@@ -15,6 +15,7 @@ from gcm_qa.index_store import LoadedIndex
 from gcm_qa.keyword import fold
 from gcm_qa.query import SearchQuery
 from gcm_qa.settings import RetrievalSettings
+from gcm_qa.structure import is_question
 from gcm_qa.types import Chunk, Passage, Reference
 
 
@@ -28,15 +29,19 @@ class Filters:
     section: str = ""  # case-insensitive substring of the section path
     areas: tuple[int, ...] = ()
     objectives: tuple[int, ...] = ()
+    # documents read as forms whose passages count only under a question: an author's words on a
+    # matter are their answers, not the form's cover page ("Focal point: ...") or disclaimer
+    answers_of: tuple[str, ...] = ()
 
     def is_empty(self) -> bool:
         return not (self.kind or self.author or self.language or self.section or self.areas
-                    or self.objectives)
+                    or self.objectives or self.answers_of)
 
     def accepts(self, c: Chunk) -> bool:
         low = {a.lower() for a in self.author}
         return (
-            (not self.kind or c.kind in self.kind)
+            (c.doc_id not in self.answers_of or (bool(c.section) and is_question(c.section[-1])))
+            and (not self.kind or c.kind in self.kind)
             and (not self.author or c.author.lower() in low)
             and (not self.language or c.language in self.language)
             and (not self.section or self.section.lower() in c.section_label.lower())

@@ -58,6 +58,7 @@ QUESTION_TAIL = re.compile(r"\s*\((?:GCM\s+|PMM\s+)?(?:Objectives?|Objetivos?|Ob
 # approved...": a PDF's lines joined) or one table row ("Q1. What...? | The Data Hub was...")
 _NUMBERED_QUESTION = re.compile(
     r"^(?P<q>(?:(?:Q|P|Pregunta|Question)\s*)?\d{1,2}(?:\.\d{1,2})*[.):]?\s+[^?|]{5,300}\?"
+    r"(?:\s+¿?[^?|.]{3,200}\?)*"  # "¿Se detiene a niños? ¿Qué alternativas existen?": one question
     r"(?:\s*\((?:GCM\s+|PMM\s+)?(?:Objectives?|Objetivos?|Obj\.)\s*[\d ,y&and]{1,20}\))?)"
     r"\s*(?:\|\s*)?(?P<a>\S.*)$", re.I | re.S)
 
