@@ -37,11 +37,13 @@ lint: install
 
 # The gate: the tuning set (eval/thresholds.toml). Then the sealed set as a safety net, with floors
 # well below what it measured (eval/thresholds-sealed.toml), written apart from the logged runs of
-# eval/results/sealed (eval/results/test-log.md).
-eval: install models
+# eval/results/sealed (eval/results/test-log.md). Then the same two for the questionnaire set, over the
+# invented forms of tests/fixtures/questionnaires/forms (one of them a scan: OCR).
+eval: install models ocr
 	$(BIN)/gcm-qa eval --split tune
 	$(BIN)/gcm-qa eval --gold eval/sealed.jsonl --split sealed --out eval/results/sealed-ci \
 		--thresholds eval/thresholds-sealed.toml --no-baselines
+	$(BIN)/gcm-qa eval --questionnaires --split tune
 
 test: install models browser ocr lint
 	$(BIN)/python -m pytest -q
