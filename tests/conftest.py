@@ -120,3 +120,23 @@ def chat_text(messages: list[dict[str, Any]], role: str) -> list[str]:
     """The texts of one role's messages in a Gradio chat history (content as a string or as parts)."""
     return ["".join(part.get("text", "") for part in m["content"]) if isinstance(m["content"], list)
             else str(m["content"]) for m in messages if m["role"] == role]
+
+
+FORMS = FIXTURES / "questionnaires" / "forms"  # invented questionnaires with their manifest
+
+
+def copy_forms(corpus: Path, files: list[str]) -> None:
+    """Copy some of the invented questionnaires into ``corpus`` and append their manifest entries to
+    its ``manifest.toml`` (kept if there is one), so they are indexed with their authors."""
+    import tomllib
+
+    import tomli_w
+
+    entries = {e["file"]: e for e in tomllib.loads((FORMS / "manifest.toml").read_text("utf-8"))["document"]}
+    corpus.mkdir(parents=True, exist_ok=True)
+    for name in files:
+        shutil.copy(FORMS / name, corpus / name)
+    manifest = corpus / "manifest.toml"
+    present = manifest.read_text("utf-8") if manifest.exists() else ""
+    added = tomli_w.dumps({"document": [entries[name] for name in files]})
+    manifest.write_text(present.rstrip("\n") + "\n\n" + added if present else added, encoding="utf-8")

@@ -20,11 +20,12 @@ from gcm_qa.app import (
     parse_auth,
     render_sources_html,
 )
-from gcm_qa.app_library import author_choices, documents_table, language_choices
+from gcm_qa.app_compare import EMPTY_COMPARE_HTML
+from gcm_qa.app_library import DOC_HEADERS, author_choices, documents_table, language_choices
 from gcm_qa.app_render import EMPTY_SOURCES_HTML, describe_filters, quote_spans
 from gcm_qa.corpus import safe_name
 from gcm_qa.retrieval import Filters
-from gcm_qa.types import Answer, Chunk, Citation, Passage
+from gcm_qa.types import STAKEHOLDERS, Answer, Chunk, Citation, Passage
 
 HOSTILE = (
     'Bellavista <img src=http://127.0.0.1:9/x> registered ![x](http://127.0.0.1:9/y) claims '
@@ -371,6 +372,10 @@ def test_build_app_safe_components(report_engine) -> None:
     assert set(upload["file_types"]) >= {".pdf", ".docx", ".txt", ".md"}
     assert "3 MB" in upload["label"]
     assert by_id["gcmqa-sources"]["props"]["value"] == EMPTY_SOURCES_HTML
+    assert by_id["gcmqa-matrix"]["props"]["value"] == EMPTY_COMPARE_HTML
+    assert "share" not in by_id["gcmqa-heatmap"]["props"]["buttons"]  # nothing leaves for Hugging Face
+    assert by_id["gcmqa-docs"]["props"]["headers"] == DOC_HEADERS
+    assert [c[0] for c in by_id["gcmqa-compare-stakeholders"]["props"]["choices"]] == list(STAKEHOLDERS)
     assert ".gcmqa-source" in APP_CSS
     assert demo.analytics_enabled is False
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import chat_text, free_port, make_settings, stop
+from conftest import chat_text, copy_forms, free_port, make_settings, stop
 
 from gcm_qa.app import (
     AppGuard,
@@ -483,6 +483,39 @@ def test_uploads_are_private_to_their_sign_in(auth_site: Site) -> None:
         assert ana.get(f"/gradio_api/file={stored}").status_code == 200
         assert other.get(f"/gradio_api/file={stored}").status_code == 403  # another session
         assert anonymous.get(f"/gradio_api/file={stored}").status_code in (401, 403)
+
+
+@pytest.mark.slow
+def test_files_written_for_a_sign_in_are_served_to_it_alone(auth_site: Site) -> None:
+    """A comparison's CSV and the coverage heat map are written for the session that asked (its
+    sign-in token, as the guard reads it), served to it as downloads, and to no other session."""
+    from gradio_client import Client
+
+    copy_forms(auth_site.engine.settings.paths.corpus_dir,
+               ["ejemplaria-cuestionario-es.txt", "caribbean-migrant-rights-network-questionnaire.txt"])
+    auth_site.engine.build()
+    asker = Client(auth_site.url, auth=("ana", PASSWORD), verbose=False, download_files=False)
+    _, download = asker.predict("How many children were held in immigration detention?",
+                                ["Caribbean Migrant Rights Network"], [], api_name="/compare")
+    csv_path = download["value"]["path"]
+    image, _, table = asker.predict("area", api_name="/coverage")
+    written = [csv_path, image["path"] if isinstance(image, dict) else image, table["value"]["path"]]
+    uploads = str(auth_site.running.upload_dir)
+    assert all(p.startswith(uploads + os.sep) for p in written), written
+    with httpx.Client(base_url=auth_site.url, timeout=30, cookies=asker.cookies) as same, \
+            httpx.Client(base_url=auth_site.url, timeout=30) as other, \
+            httpx.Client(base_url=auth_site.url, timeout=30) as anonymous:
+        assert other.post("/login", data={"username": "ana", "password": PASSWORD}).status_code == 200
+        for path in written:
+            mine = same.get(f"/gradio_api/file={path}")
+            assert mine.status_code == 200, (path, mine.status_code)
+            assert mine.headers["content-disposition"].startswith("attachment")
+            assert mine.headers["content-type"] == "application/octet-stream"
+            assert other.get(f"/gradio_api/file={path}").status_code == 403  # the same user, another session
+            assert anonymous.get(f"/gradio_api/file={path}").status_code in (401, 403)
+        assert "Caribbean Migrant Rights Network,civil society" in same.get(f"/gradio_api/file={csv_path}").text
+    auth_site.running.close()
+    assert not any(os.path.exists(p) for p in written)  # written files go with the server
 
 
 # --- no network --------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ having run it. Screenshots of every step land in the test's ``tmp_path``.
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import os
 import shutil
 import subprocess
@@ -20,7 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import free_port, stop
+from conftest import copy_forms, free_port, stop
+
+from gcm_qa.app_library import DOC_HEADERS
+from gcm_qa.comparison import NOTHING_FOUND
 
 pytestmark = pytest.mark.browser
 
@@ -68,14 +73,8 @@ def _tail(path: Path, n: int = 40) -> str:
     return "\n".join(lines[-n:])
 
 
-@pytest.fixture(scope="module")
-def chat_server(report_engine, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """``gcm-qa chat`` on a free loopback port over a copy of the shipped corpus.
-
-    The session's already built report index is copied in, so startup only loads it (the chat
-    rebuilds by itself should the shipped corpus differ from what the session indexed).
-    """
-    root = tmp_path_factory.mktemp("chat")
+def _copy_report(root: Path, report_engine) -> tuple[Path, Path]:
+    """A copy of the shipped corpus and of the session's report index under ``root``."""
     corpus = root / "corpus"
     corpus.mkdir()
     for f in (ROOT / "corpus").iterdir():
@@ -85,6 +84,12 @@ def chat_server(report_engine, cache_dir: Path, tmp_path_factory: pytest.TempPat
     index = root / "index"
     shutil.copytree(report_engine.settings.paths.index_dir, index, symlinks=True,
                     ignore=shutil.ignore_patterns(".lock"))
+    return corpus, index
+
+
+@contextlib.contextmanager
+def _serve(root: Path, corpus: Path, index: Path, cache_dir: Path) -> Iterator[Server]:
+    """``gcm-qa chat`` in a process of its own on a free loopback port, until the block ends."""
     port = free_port()
     log = root / "chat.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GRADIO_", "GCM_QA_"))}
@@ -110,6 +115,19 @@ def chat_server(report_engine, cache_dir: Path, tmp_path_factory: pytest.TempPat
         yield Server(url, port, root, log, corpus, index)
     finally:
         stop(proc)
+
+
+@pytest.fixture(scope="module")
+def chat_server(report_engine, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """``gcm-qa chat`` on a free loopback port over a copy of the shipped corpus.
+
+    The session's already built report index is copied in, so startup only loads it (the chat
+    rebuilds by itself should the shipped corpus differ from what the session indexed).
+    """
+    root = tmp_path_factory.mktemp("chat")
+    corpus, index = _copy_report(root, report_engine)
+    with _serve(root, corpus, index, cache_dir) as server:
+        yield server
 
 
 def _listening_addresses(port: int) -> list[str]:
@@ -304,6 +322,163 @@ def test_chat_end_to_end(chat_server: Server, tmp_path: Path) -> None:
         browser.close()
         pw.stop()
     origin = chat_server.url.rstrip("/")
+    outside = [u for u in requests if not u.startswith((origin, "data:", "blob:"))]
+    assert not outside, f"the page fetched outside its own server: {outside}"
+    print(f"screenshots: {shots}")
+
+
+# --- comparisons across authors, coverage, the library's columns (issue 13) -----------------------
+
+COMPARE_FORMS = ["saint-auric-questionnaire-2021.pdf", "caribbean-migrant-rights-network-questionnaire.txt",
+                 "windward-climate-mobility-note.txt", "ejemplaria-cuestionario-es.txt"]
+COMPARED = {  # author -> found, with what its row quotes when it is found
+    "Saint Auric and the Marens": "Status Regularisation Programme",
+    "Caribbean Migrant Rights Network": None,
+    "Windward Climate Mobility Alliance": None,
+}
+
+
+@pytest.fixture(scope="module")
+def forms_server(report_engine, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """``gcm-qa chat`` over the report and four invented questionnaires (with their manifest
+    entries); the report's index is copied in, so startup embeds only the questionnaires."""
+    root = tmp_path_factory.mktemp("forms-chat")
+    corpus, index = _copy_report(root, report_engine)
+    copy_forms(corpus, COMPARE_FORMS)
+    with _serve(root, corpus, index, cache_dir) as server:
+        yield server
+
+
+def _choose(page, dropdown: str, typed: str, option: str | None) -> None:
+    """Type into a multiselect and pick ``option`` (None: keep what was typed, a custom value)."""
+    box = page.locator(f"{dropdown} input")
+    box.click()
+    box.press_sequentially(typed, delay=20)
+    if option is None:
+        page.wait_for_timeout(200)
+        box.press("Enter")
+    else:
+        page.get_by_role("option", name=option).click()
+    page.wait_for_function("([d, t]) => document.querySelector(d).innerText.includes(t)",
+                           arg=[dropdown, option or typed], timeout=UI_TIMEOUT_MS)
+
+
+def _table_rows(page, selector: str, row: str = "tbody tr", cell: str = "td") -> list[list[str]]:
+    """The cell texts of each row under ``selector`` (a Gradio Dataframe: rows and cells by their
+    ARIA roles, since it draws its rows as a virtual list of divs)."""
+    return page.locator(selector).evaluate(
+        "(t, [row, cell]) => [...t.querySelectorAll(row)].map(r => [...r.querySelectorAll(cell)]"
+        ".map(c => c.innerText.trim())).filter(cells => cells.length)", [row, cell])
+
+
+def test_compare_coverage_and_library_columns(forms_server: Server, tmp_path: Path) -> None:
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    pw, browser = _chromium()
+    requests: list[str] = []
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(forms_server.url)
+        page.wait_for_selector("#gcmqa-question textarea", timeout=UI_TIMEOUT_MS)
+
+        # 1. an empty question: one line, no matrix, no download
+        page.get_by_role("tab", name="Compare").click()
+        page.click("#gcmqa-compare-run")
+        page.locator("#gcmqa-matrix .gcmqa-error").wait_for(timeout=UI_TIMEOUT_MS)
+        assert "Type a question to compare" in page.locator("#gcmqa-matrix").inner_text()
+        assert not page.locator("#gcmqa-compare-csv").is_visible()
+
+        # 2. three authors chosen from the list (it lists the indexed questionnaires' authors) and a
+        # name no author has; one row per author, a quote or "nothing found", and the scope line
+        _choose(page, "#gcmqa-compare-authors", "Saint", "Saint Auric and the Marens (State)")
+        _choose(page, "#gcmqa-compare-authors", "Caribbean Migrant",
+                "Caribbean Migrant Rights Network (civil society)")
+        _choose(page, "#gcmqa-compare-authors", "Windward", "Windward Climate Mobility Alliance (civil society)")
+        _choose(page, "#gcmqa-compare-authors", "Atlantis", None)
+        page.fill("#gcmqa-compare-question textarea", "Which authors reported regularisation programmes?")
+        page.click("#gcmqa-compare-run")
+        page.wait_for_selector("#gcmqa-matrix table.gcmqa-matrix", timeout=ANSWER_TIMEOUT_MS)
+        page.locator("#gcmqa-compare-csv").wait_for(state="visible", timeout=UI_TIMEOUT_MS)
+        page.screenshot(path=str(shots / "01-compare.png"), full_page=True)
+        panel = page.locator("#gcmqa-matrix").inner_text()
+        assert "Rows: authors chosen" in panel and "No indexed author matches: Atlantis." in panel, panel
+        rows = _table_rows(page, "#gcmqa-matrix table.gcmqa-matrix")
+        assert [r[0] for r in rows] == list(COMPARED), rows
+        for quote, row in zip(COMPARED.values(), rows, strict=True):
+            if quote is None:
+                assert row[3] == NOTHING_FOUND and row[4] == "", row
+            else:
+                assert quote in row[3] and "Voluntary GCM review questionnaire" in row[4], row
+        nothing = page.locator("#gcmqa-matrix tr.gcmqa-nothing")
+        assert nothing.count() == 2
+        # set apart from a quote: italic and dimmed
+        assert nothing.first.locator("em").evaluate("e => getComputedStyle(e).fontStyle") == "italic"
+        assert "Saint Auric and the Marens (State)" in page.locator("#gcmqa-compare-authors").inner_text()
+
+        # 3. the matrix downloads as CSV, through the guarded file route, one row per author
+        with page.expect_download(timeout=UI_TIMEOUT_MS) as download_info:
+            page.click("#gcmqa-compare-csv")
+        download = download_info.value
+        assert "/gradio_api/file=" in download.url and download.suggested_filename == "comparison.csv"
+        saved = tmp_path / "comparison.csv"
+        download.save_as(saved)
+        table = list(csv.DictReader(io.StringIO(saved.read_text(encoding="utf-8-sig"))))
+        assert [(r["author"], r["found"]) for r in table] == [
+            (a, "no" if q is None else "yes") for a, q in COMPARED.items()], table
+        assert "Status Regularisation Programme" in table[0]["quote"] and table[0]["page"]
+        assert table[1]["quote"] == NOTHING_FOUND and table[1]["document"] == ""
+
+        # 4. the coverage tab: a heat map by area, then by objective, and its own CSV
+        page.get_by_role("tab", name="Coverage").click()
+        heat = page.locator("#gcmqa-heatmap img").first
+        heat.wait_for(timeout=UI_TIMEOUT_MS)
+        page.wait_for_function("() => (document.querySelector('#gcmqa-heatmap img') || {}).naturalWidth > 0",
+                               timeout=UI_TIMEOUT_MS)
+        by_area = heat.get_attribute("src") or ""
+        assert "/gradio_api/file=" in by_area and by_area.endswith("coverage-by-area.png"), by_area
+        note = page.locator("#gcmqa-coverage-note").inner_text()
+        assert "Form layout not read" in note and "Windward Climate Mobility Alliance" in note, note
+        page.screenshot(path=str(shots / "02-coverage.png"), full_page=True)
+        page.locator("#gcmqa-coverage-by").get_by_text("By GCM objective").click()
+        page.wait_for_function(
+            "() => { const i = document.querySelector('#gcmqa-heatmap img');"
+            " return i && i.src.endsWith('coverage-by-objective.png') && i.complete && i.naturalWidth > 0; }",
+            timeout=UI_TIMEOUT_MS)
+        with page.expect_download(timeout=UI_TIMEOUT_MS) as download_info:
+            page.click("#gcmqa-coverage-csv")
+        coverage = download_info.value
+        coverage.save_as(tmp_path / "coverage.csv")
+        counts = {r["author"]: r for r in csv.DictReader(
+            io.StringIO((tmp_path / "coverage.csv").read_text(encoding="utf-8-sig")))}
+        assert set(counts) == {"Ejemplaria", *COMPARED}
+        assert "objective 23" in counts["Ejemplaria"]
+        assert counts["Ejemplaria"]["total"].isdigit()  # its form was read (its questions name no objective)
+        assert counts["Windward Climate Mobility Alliance"]["total"] == ""  # a note: unknown, not zero
+        page.screenshot(path=str(shots / "03-coverage-objective.png"), full_page=True)
+
+        # 5. the library: author, stakeholder, country, language, answers read
+        page.get_by_role("tab", name="Library").click()
+        page.wait_for_selector("#gcmqa-docs")
+        page.locator("#gcmqa-docs").get_by_text("ejemplaria-cuestionario-es.txt").wait_for(timeout=UI_TIMEOUT_MS)
+        page.screenshot(path=str(shots / "04-library.png"), full_page=True)
+        headers = page.locator("#gcmqa-docs thead th").all_inner_texts()
+        assert [h.strip() for h in headers if h.strip()] == DOC_HEADERS, headers
+        grid = _table_rows(page, "#gcmqa-docs", "[role=row]", "[role=gridcell]")
+        docs = {r[1]: dict(zip(DOC_HEADERS, r, strict=True)) for r in grid}
+        assert docs["ejemplaria-cuestionario-es.txt"] | {"Title": "", "Chunks": ""} == {
+            "Title": "", "File": "ejemplaria-cuestionario-es.txt", "Kind": "questionnaire", "Author": "Ejemplaria",
+            "Stakeholder": "State", "Country": "Ejemplaria", "Language": "es", "Year": "2021", "Answers": "6",
+            "Chunks": ""}
+        assert docs["windward-climate-mobility-note.txt"]["Answers"] == "layout not read"
+        assert docs["windward-climate-mobility-note.txt"]["Stakeholder"] == "civil society"
+        assert docs["gcm-regional-review-lac-2022.txt"]["Kind"] == "report"
+        assert docs["gcm-regional-review-lac-2022.txt"]["Answers"] == ""
+        assert page.locator("#gcmqa-matrix img, #gcmqa-matrix a, #gcmqa-docs img").count() == 0
+    finally:
+        browser.close()
+        pw.stop()
+    origin = forms_server.url.rstrip("/")
     outside = [u for u in requests if not u.startswith((origin, "data:", "blob:"))]
     assert not outside, f"the page fetched outside its own server: {outside}"
     print(f"screenshots: {shots}")

@@ -11,8 +11,9 @@ stop short of what a document chat needs: its raw upload route stores any file t
 component's ``file_types`` is only enforced in the browser) and its file route serves files from an
 allowed folder inline, so an uploaded ``.html`` or ``.svg`` ran its script on the app's origin; and
 its ``/login`` takes password guesses as fast as they come. The guard refuses uploads gcm-qa cannot
-read, serves only the files a client uploaded itself and only as downloads, never fetches a URL for a
-client, and throttles failed sign-ins.
+read, serves only the files a client uploaded itself or the app wrote for it (a comparison's CSV, the
+coverage heat map: :mod:`gcm_qa.app_files`) and only as downloads, never fetches a URL for a client,
+and throttles failed sign-ins.
 """
 
 from __future__ import annotations
@@ -42,9 +43,20 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware
-from starlette.requests import cookie_parser
 
+from gcm_qa.app_compare import (
+    COMPARE_CSS,
+    COMPARE_EXAMPLES,
+    COVERAGE_CHOICES,
+    EMPTY_COMPARE_HTML,
+    STAKEHOLDER_CHOICES,
+    author_options,
+    run_compare,
+    run_coverage,
+)
+from gcm_qa.app_files import OwnedFiles, owner_of, request_owner
 from gcm_qa.app_library import (
+    DOC_COLUMN_WIDTHS,
     DOC_HEADERS,
     UPLOAD_TYPES,
     UploadOutcome,
@@ -123,7 +135,7 @@ APP_CSS = """
 #gcmqa-upload-status p { margin: 4px 0; }
 #gcmqa-chat [data-testid="block-label"] { display: none; }  /* floats over the first message */
 #gcmqa-docs table, #gcmqa-docs th, #gcmqa-docs td, #gcmqa-docs span { font-family: var(--font); }
-"""
+""" + COMPARE_CSS
 
 
 def make_theme() -> gr.themes.Base:
@@ -178,8 +190,12 @@ def build_app(
     engine: Engine,
     max_upload_mb: float = 25.0,
     examples: Sequence[str] = EXAMPLES,
+    owned: OwnedFiles | None = None,
 ) -> gr.Blocks:
-    """The chat and library tabs over one shared engine (its index must be loadable)."""
+    """The chat, compare, coverage and library tabs over one shared engine (its index must be
+    loadable). ``owned``: the registry the guard serves files from (:func:`start` shares one); the
+    CSV and PNG files written for a client are granted to that client alone."""
+    downloads = owned if owned is not None else OwnedFiles()
 
     def respond(
         question: str,
@@ -220,6 +236,7 @@ def build_app(
             documents_table(engine),
             gr.update(choices=author_choices(engine)),
             gr.update(choices=language_choices(engine)),
+            gr.update(choices=author_options(engine.authors())),
         )
 
     def upload(files: list[str] | None, progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple[Any, ...]:  # noqa: B008
@@ -227,8 +244,25 @@ def build_app(
             outcome = handle_upload(engine, files, max_upload_mb, progress=progress)
         finally:
             _discard_uploads(files)
-        table, authors, languages = refresh_library()
-        return outcome.message, table, authors, languages, None
+        return outcome.message, *refresh_library(), None
+
+    def compare(question: str, chosen: list[str], kinds: list[str], request: gr.Request) -> tuple[Any, ...]:
+        result = run_compare(engine, question, chosen, kinds)
+        if result.csv is None:
+            return result.html, gr.update(value=None, visible=False)
+        # a BOM, so that a spreadsheet opens the accents of Spanish names as UTF-8
+        path = downloads.write(request_owner(request), "comparison.csv", "\ufeff" + result.csv)
+        return result.html, gr.update(value=str(path), visible=True)
+
+    def coverage(by: str, request: gr.Request) -> tuple[Any, ...]:
+        result = run_coverage(engine, by)
+        if result.png is None or result.csv is None:
+            return None, result.note, gr.update(value=None, visible=False)
+        owner = request_owner(request)
+        name = f"coverage-by-{'objective' if by == 'objective' else 'area'}"
+        png = downloads.write(owner, f"{name}.png", result.png)
+        csv = downloads.write(owner, f"{name}.csv", "\ufeff" + result.csv)
+        return str(png), result.note, gr.update(value=str(csv), visible=True)
 
     with gr.Blocks(title="GCM regional review: cited answers", analytics_enabled=False) as demo:
         messages_state = gr.State([])
@@ -287,6 +321,48 @@ def build_app(
                 with gr.Column(scale=2, min_width=320):
                     gr.Markdown("### Sources")
                     sources = gr.HTML(EMPTY_SOURCES_HTML, elem_id="gcmqa-sources", js_on_load=None)
+            with gr.Tab("Compare", id="compare"):
+                gr.Markdown(
+                    "### Compare authors\nOne question, answered from each author's documents alone: "
+                    "one row per author, with the quoted passage and where it is. Leave the choices "
+                    "empty to compare the authors the question names, or else every author of a "
+                    "voluntary report of the kind it asks about (“which countries…” compares States)."
+                )
+                with gr.Row():
+                    compare_question = gr.Textbox(
+                        show_label=False,
+                        placeholder="e.g. Which countries reported regularisation programmes?",
+                        lines=1,
+                        max_lines=3,
+                        scale=5,
+                        elem_id="gcmqa-compare-question",
+                    )
+                    compare_btn = gr.Button("Compare", variant="primary", scale=1, min_width=100,
+                                            elem_id="gcmqa-compare-run")
+                with gr.Row():
+                    # a typed name counts too: it matches authors by name or country, in part, and
+                    # one that matches none is reported above the matrix
+                    compare_authors = gr.Dropdown(choices=author_options(engine.authors()), multiselect=True,
+                                                  allow_custom_value=True, label="Authors (optional)",
+                                                  elem_id="gcmqa-compare-authors")
+                    compare_kinds = gr.Dropdown(choices=STAKEHOLDER_CHOICES, multiselect=True,
+                                                label="Kinds of author (optional)",
+                                                elem_id="gcmqa-compare-stakeholders")
+                gr.Examples(examples=[[q] for q in COMPARE_EXAMPLES], inputs=[compare_question],
+                            label="Example comparisons", examples_per_page=len(COMPARE_EXAMPLES))
+                matrix = gr.HTML(EMPTY_COMPARE_HTML, elem_id="gcmqa-matrix", js_on_load=None)
+                compare_csv = gr.DownloadButton("Download the matrix (CSV)", visible=False, size="sm",
+                                                elem_id="gcmqa-compare-csv")
+            with gr.Tab("Coverage", id="coverage") as coverage_tab:
+                gr.Markdown("### Who answered what\nAnswers per author of a voluntary report, by "
+                            "thematic area or by GCM objective: where the material is thin.")
+                coverage_by = gr.Radio(COVERAGE_CHOICES, value="area", label="Count answers",
+                                       elem_id="gcmqa-coverage-by")
+                heat = gr.Image(type="filepath", interactive=False, show_label=False,
+                                buttons=["download", "fullscreen"], elem_id="gcmqa-heatmap")
+                coverage_text = gr.Markdown(elem_id="gcmqa-coverage-note")
+                coverage_csv = gr.DownloadButton("Download the table (CSV)", visible=False, size="sm",
+                                                 elem_id="gcmqa-coverage-csv")
             with gr.Tab("Library", id="library"):
                 gr.Markdown(
                     "### Indexed documents\nAdd a voluntary report (PDF, DOCX, TXT or Markdown, up to "
@@ -299,7 +375,7 @@ def build_app(
                     interactive=False,
                     wrap=True,
                     elem_id="gcmqa-docs",
-                    column_widths=["30%", "16%", "10%", "14%", "11%", "7%", "6%", "6%"],
+                    column_widths=DOC_COLUMN_WIDTHS,
                 )
                 files = gr.File(
                     label=f"Upload documents ({UPLOAD_TYPES}; up to {max_upload_mb:g} MB each)",
@@ -319,8 +395,15 @@ def build_app(
         clear_outputs = [chatbot, messages_state, sources, question, history_state]
         clear_btn.click(clear, None, clear_outputs)
         chatbot.clear(clear, None, clear_outputs)  # the chatbot's own trash button
-        add_btn.click(upload, [files], [status, docs, authors, languages, files])
-        demo.load(refresh_library, None, [docs, authors, languages], show_progress="hidden")
+        library_outputs = [docs, authors, languages, compare_authors]
+        add_btn.click(upload, [files], [status, *library_outputs, files])
+        demo.load(refresh_library, None, library_outputs, show_progress="hidden")
+        for trigger in (compare_question.submit, compare_btn.click):
+            trigger(compare, [compare_question, compare_authors, compare_kinds], [matrix, compare_csv],
+                    show_progress="minimal", concurrency_limit=4, concurrency_id="ask")
+        for trigger in (coverage_tab.select, coverage_by.change):
+            trigger(coverage, [coverage_by], [heat, coverage_text, coverage_csv], show_progress="minimal",
+                    concurrency_limit=2, concurrency_id="coverage")
     return demo
 
 
@@ -514,8 +597,9 @@ class AppGuard:
     - ``POST /gradio_api/upload``: the body is scanned as it arrives (:class:`UploadScanner`) and
       spooled; a file type gcm-qa cannot read gets 415 and nothing is stored; otherwise the spooled
       body is replayed to Gradio, and the paths it answers are recorded as the uploader's.
-    - ``/gradio_api/file=…``: only a file this client uploaded (the same sign-in token, or the same
-      address without auth), still a regular file in the upload folder reached by no symlink, is
+    - ``/gradio_api/file=…``: only a file this client uploaded or the app wrote for its request (the
+      same sign-in token, or the same address without auth; :class:`~gcm_qa.app_files.OwnedFiles`),
+      still a regular file in the upload folder reached by no symlink, is
       passed to Gradio; everything else is 403, URLs included (Gradio would fetch them). Every
       response is a download (:func:`download_headers`).
     - ``/gradio_api/proxy=…``: 403.
@@ -524,14 +608,17 @@ class AppGuard:
 
     def __init__(self, app: ASGIApp, *, upload_dir: Path, max_file_size: int,
                  throttle: LoginThrottle | None = None,
-                 allowed_suffixes: Collection[str] = SUPPORTED_SUFFIXES) -> None:
+                 allowed_suffixes: Collection[str] = SUPPORTED_SUFFIXES,
+                 files: OwnedFiles | None = None) -> None:
         self.app = app
         self.upload_dir = Path(upload_dir)
         self.upload_root = os.path.realpath(upload_dir)
         self.max_body = max_file_size * UPLOAD_FILES_PER_REQUEST + SPOOL_MEMORY_BYTES
         self.throttle = throttle or LoginThrottle()
         self.allowed_suffixes = allowed_suffixes
-        self.served: dict[str, set[str]] = {}
+        # shared with the app, which grants the files it writes for a client (app_files.py)
+        self.files = files if files is not None else OwnedFiles(self.upload_dir)
+        self.served = self.files.served
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -560,9 +647,7 @@ class AppGuard:
 
     def owner(self, scope: Scope) -> str:
         """The sign-in token (Gradio's access-token cookie) when there is one, else the address."""
-        cookies = cookie_parser(Headers(scope=scope).get("cookie", ""))
-        token = next((v for k, v in sorted(cookies.items()) if k.startswith("access-token") and v), None)
-        return f"token:{token}" if token else f"client:{self.client(scope)}"
+        return owner_of(Headers(scope=scope).get("cookie", ""), self.client(scope))
 
     # file routes
 
@@ -573,7 +658,7 @@ class AppGuard:
             return False
         try:
             candidate = os.path.abspath(target)  # what Gradio's route does with it
-            if candidate not in self.served.get(owner, ()):
+            if not self.files.granted(owner, candidate):
                 return False
             real = os.path.realpath(candidate)
         except (OSError, ValueError):
@@ -661,8 +746,7 @@ class AppGuard:
                     with contextlib.suppress(ValueError):
                         paths = json.loads(bytes(body))
                         if isinstance(paths, list):
-                            self.served.setdefault(owner, set()).update(
-                                os.path.abspath(p) for p in paths if isinstance(p, str))
+                            self.files.grant(owner, (p for p in paths if isinstance(p, str)))
             await send(message)
 
         return record
@@ -698,9 +782,12 @@ class Running:
     share_url: str | None
     upload_dir: Path
     temporary_upload_dir: bool
+    owned: OwnedFiles | None = None
 
     def close(self) -> None:
         self.demo.close()
+        if self.owned is not None:
+            self.owned.close()  # the CSV and PNG files written for clients
         if self.temporary_upload_dir:
             shutil.rmtree(self.upload_dir, ignore_errors=True)
 
@@ -750,10 +837,12 @@ def start(settings: Settings, args: argparse.Namespace, engine: Engine | None = 
         print(report.summary(), file=sys.stderr)
     engine.embedder  # noqa: B018 - load the model now, not on the first question
 
-    demo = build_app(engine, max_upload_mb=max_mb)
+    owned = OwnedFiles(upload_dir)  # who may fetch what: the guard checks it, the app grants what it writes
+    demo = build_app(engine, max_upload_mb=max_mb, owned=owned)
     demo.queue(default_concurrency_limit=1)
     max_file_size = int(max_mb * 1024 * 1024)
-    guard = Middleware(AppGuard, upload_dir=upload_dir, max_file_size=max_file_size, throttle=LoginThrottle())
+    guard = Middleware(AppGuard, upload_dir=upload_dir, max_file_size=max_file_size, throttle=LoginThrottle(),
+                       files=owned)
     _, local_url, share_url = demo.launch(
         server_name=host,
         server_port=port,
@@ -778,7 +867,7 @@ def start(settings: Settings, args: argparse.Namespace, engine: Engine | None = 
         css=APP_CSS,
         theme=make_theme(),
     )
-    return Running(demo, local_url, share_url, upload_dir, temporary)
+    return Running(demo, local_url, share_url, upload_dir, temporary, owned)
 
 
 def launch(settings: Settings, args: argparse.Namespace) -> int:

@@ -22,7 +22,10 @@ from gcm_qa.engine import Engine
 from gcm_qa.loaders import SUPPORTED_SUFFIXES
 
 UPLOAD_TYPES = ".pdf, .docx, .txt, .md"
-DOC_HEADERS = ["Title", "File", "Kind", "Author", "Stakeholder", "Language", "Year", "Chunks"]
+DOC_HEADERS = ["Title", "File", "Kind", "Author", "Stakeholder", "Country", "Language", "Year", "Answers",
+               "Chunks"]
+DOC_COLUMN_WIDTHS = ["20%", "13%", "9%", "13%", "12%", "8%", "7%", "5%", "7%", "6%"]
+LAYOUT_NOT_READ = "layout not read"
 
 Progress = Callable[..., Any]
 
@@ -152,8 +155,20 @@ def handle_upload(
     return outcome
 
 
+def answers_cell(doc: dict[str, object]) -> str:
+    """How many answers were read from a questionnaire's form; "layout not read" when its form was
+    not recognised (it is still searchable, but comparisons and coverage cannot count it); blank
+    for anything that is not a questionnaire form (the report)."""
+    answers = doc.get("answers")
+    if answers is not None:
+        return str(answers)
+    if doc.get("kind") == "questionnaire" and doc.get("form_note"):
+        return LAYOUT_NOT_READ
+    return ""
+
+
 def documents_table(engine: Engine) -> list[list[object]]:
-    """One row per indexed document, reports first, then by title."""
+    """One row per indexed document (columns as :data:`DOC_HEADERS`), reports first, then by title."""
     rows = []
     for d in engine.documents():
         rows.append([
@@ -162,8 +177,10 @@ def documents_table(engine: Engine) -> list[list[object]]:
             d.get("kind") or "",
             d.get("author") or "",
             d.get("stakeholder") or "",
+            d.get("country") or "",
             d.get("language") or "",
             d.get("year") if d.get("year") is not None else "",
+            answers_cell(d),
             d.get("chunks", 0),
         ])
     rows.sort(key=lambda r: (r[2] != "report", str(r[0]).lower()))
