@@ -219,6 +219,12 @@ def test_cli_compare_and_coverage(engine, tmp_path: Path) -> None:
     run = subprocess.run([*base, "compare", "What about remittances?", *paths, "--authors", "Atlantis"],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 1 and "No indexed author matches: Atlantis" in run.stdout
+    run = subprocess.run([*base, "records", *paths, "--authors", "syld"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    table = list(csv.DictReader(io.StringIO(run.stdout)))
+    assert [(r["author"], r["number"], r["answered"], r["areas"]) for r in table] == [
+        ("Syldavia", "1", "True", "4"), ("Syldavia", "2", "True", "4"), ("Syldavia", "3", "False", "5")]
+    assert table[0]["answer"].startswith("Syldavia opened a permanent regularisation window")
     run = subprocess.run([*base, "coverage", *paths, "--csv", "--png", str(tmp_path / "map.png")],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr

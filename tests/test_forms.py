@@ -264,3 +264,13 @@ def test_an_organisation_is_named_by_the_words_before_its_first_preposition() ->
     assert named_authors("What do migrant networks say?", authors) == []
     assert topic_of("What did the Red Ciudadana's monitors record at the border?", found[:1]) == (
         "What did the monitors record at the border")
+
+
+def test_a_numbered_question_taken_for_a_list_item_is_split_from_its_answer() -> None:
+    rows = [Paragraph("Cuestionario", 1), Paragraph("Área temática 3: Trata", 1),
+            Paragraph("4. ¿Qué resultados ha tenido la lucha contra la trata? (Objetivo 10) La Fiscalía obtuvo "
+                      "63 sentencias.", 1, "item"),
+            Paragraph("5. ¿Hay albergues? Sí, uno.", 1, "item"), Paragraph("6. ¿Y datos? No aplica.", 1, "item")]
+    form = read_form(layout(rows, QUESTIONNAIRE), QUESTIONNAIRE)
+    assert [(r.number, r.answer, r.objectives) for r in form.records] == [
+        ("4", "La Fiscalía obtuvo 63 sentencias.", [10]), ("5", "Sí, uno.", []), ("6", "No aplica.", [])]

@@ -107,6 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", action="store_true", help="print CSV instead of a table")
     p.add_argument("--png", type=Path, metavar="FILE", help="also write the heat map as a PNG")
 
+    p = sub.add_parser("records", help="every answer read from the voluntary reports' forms, with who gave it")
+    _settings_args(p)
+    p.add_argument("--authors", nargs="+", default=[], metavar="NAME", help="only these authors (in part)")
+    p.add_argument("--format", choices=["csv", "jsonl"], default="csv", help="output format (default: csv)")
+
     p = sub.add_parser("chat", help="start the chat in the browser (http://127.0.0.1:7860)")
     _settings_args(p)
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
@@ -355,6 +360,40 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     return 0
 
 
+RECORD_COLUMNS = ("author", "stakeholder", "country", "language", "file", "number", "question", "answered",
+                  "areas", "objectives", "page_start", "page_end", "answer")
+
+
+def cmd_records(args: argparse.Namespace) -> int:
+    import csv
+
+    settings = make_settings(args)
+    _check_corpus(settings)
+    engine = make_engine(settings)
+    engine.ensure_index(progress=sys.stderr.isatty(), echo=lambda m: print(m, file=sys.stderr))
+    from gcm_qa.comparison import pick_authors
+
+    chosen, unknown = pick_authors(args.authors, engine.authors())
+    for name in unknown:
+        print(f"gcm-qa: no indexed author matches {name!r}", file=sys.stderr)
+    wanted = {a.name for a in chosen}
+    rows = [r for r in engine.records() if not args.authors or r["author"] in wanted]
+    if args.format == "jsonl":
+        for r in rows:
+            print(json.dumps(r, ensure_ascii=False))
+    else:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(RECORD_COLUMNS)
+        for r in rows:
+            writer.writerow([" ".join(map(str, v)) if isinstance(v, list) else ("" if v is None else v)
+                             for v in (r[c] for c in RECORD_COLUMNS)])
+    if not rows:
+        print("gcm-qa: no answers read: the index holds no questionnaire whose form could be read"
+              + (" for those authors" if args.authors else ""), file=sys.stderr)
+        return EXIT_ERROR
+    return 0
+
+
 def cmd_chat(args: argparse.Namespace) -> int:
     from gcm_qa.app import launch
 
@@ -416,6 +455,7 @@ def _eval_questionnaires(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"index": cmd_index, "add": cmd_add, "ask": cmd_ask, "compare": cmd_compare, "coverage": cmd_coverage,
+            "records": cmd_records,
             "chat": cmd_chat, "eval": cmd_eval, "models": cmd_models}
 
 

@@ -338,6 +338,19 @@ class Engine:
         docs = self.index.manifest["documents"]
         return tabulate([DocMeta(**v["meta"]) for v in docs.values()], self.forms(), by)
 
+    def records(self) -> list[dict[str, object]]:
+        """Every answer read from a form, with who gave it: the records of the voluntary reports as
+        one table (author, stakeholder, country, language, document, question number and text,
+        areas, objectives, answer, page)."""
+        docs = self.index.manifest["documents"]
+        out: list[dict[str, object]] = []
+        for doc_id, reading in self.forms().items():
+            meta = DocMeta(**docs[doc_id]["meta"])
+            for r in reading.records:
+                out.append({"author": meta.author, "stakeholder": meta.stakeholder, "country": meta.country,
+                            "language": meta.language, "doc_id": doc_id, "file": meta.file, **r.to_dict()})
+        return out
+
     def forms(self) -> dict[str, FormReading]:
         """Each questionnaire's form as read at indexing, by document id."""
         docs = self.index.manifest["documents"]

@@ -77,16 +77,17 @@ def split_questions(paragraphs: Sequence[Paragraph]) -> list[Paragraph]:
     """A numbered question run together with its answer becomes two paragraphs, the question then
     the answer, so the question can head the answer's section. Only a *numbered* question is split
     off: in prose, "Why? Because..." is one thought. A table row "question | answer" is split the
-    same way (forms are often a two-column table); a row whose first cell is no question stays."""
+    same way (forms are often a two-column table); a row whose first cell is no question stays. A
+    numbered question is often taken for a list item ("4. ¿Qué...?"): items are split too."""
     pieces: list[Paragraph] = []
     for p in paragraphs:  # "...since 2020. Q15. What is the role of remittances?": two questions' text
-        starts = [0] + [m.end() for m in _NEXT_QUESTION.finditer(p.text)] if p.kind == "text" else [0]
+        starts = [0] + [m.end() for m in _NEXT_QUESTION.finditer(p.text)] if p.kind in ("text", "item") else [0]
         pieces.extend(replace(p, text=p.text[a:b].strip()) for a, b in zip(starts, [*starts[1:], len(p.text)],
                                                                               strict=True))
     out: list[Paragraph] = []
     for p in pieces:
-        m = _NUMBERED_QUESTION.match(p.text) if p.kind in ("text", "table") else None
-        if (m is None or (p.kind == "text" and "|" in p.text[: m.start("a")]) or not is_question(m.group("q"))
+        m = _NUMBERED_QUESTION.match(p.text) if p.kind in ("text", "item", "table") else None
+        if (m is None or (p.kind != "table" and "|" in p.text[: m.start("a")]) or not is_question(m.group("q"))
                 or QUESTION_TAIL.fullmatch(" " + m.group("a"))):  # the question and its objective alone
             out.append(p)
             continue
