@@ -274,3 +274,23 @@ def test_a_numbered_question_taken_for_a_list_item_is_split_from_its_answer() ->
     form = read_form(layout(rows, QUESTIONNAIRE), QUESTIONNAIRE)
     assert [(r.number, r.answer, r.objectives) for r in form.records] == [
         ("4", "La Fiscalía obtuvo 63 sentencias.", [10]), ("5", "Sí, uno.", []), ("6", "No aplica.", [])]
+
+
+@pytest.mark.parametrize(("cover", "expected"), [
+    ("Cuestionario\n\nEstado que presenta el informe: República de Borduria\n\nInstitución: Ministerio del Interior",
+     ("República de Borduria", "State")),
+    ("Questionnaire for civil society and other stakeholders\n\nOrganisation: Harbour Aid (HA), a network of 9 groups",
+     ("Harbour Aid", "civil society")),
+    ("Cuestionario: procesos, plataformas y organizaciones subregionales\n\nOrganismo: Foro del Sur (FS)",
+     ("Foro del Sur", "intergovernmental body")),
+    ("Cuestionario\n\nInstitución: Defensoría del Pueblo de Borduria Punto focal: Abog. X Fecha: 2021",
+     ("Defensoría del Pueblo de Borduria", "other")),
+    ("A note on remittances\n\nRemittances rose: by a tenth in 2020.", None),
+])
+def test_a_forms_cover_says_who_submitted_it(cover: str, expected: tuple[str, str] | None) -> None:
+    from gcm_qa.corpus import infer_meta, submitter
+
+    assert submitter(cover) == expected
+    meta = infer_meta(Path("cuestionario.txt"), cover)
+    assert (meta.author, meta.stakeholder) == (expected or ("unknown", "other"))
+    assert meta.country == (expected[0] if expected and expected[1] == "State" else None)

@@ -52,6 +52,45 @@ CIVIL_SOCIETY_HINTS = ("asociación", "associação", "fundación", "red ", "net
 IGO_HINTS = ("conferencia", "conference", "sica", "caricom", "mercosur", "foprel", "parlacen", "oas",
              "oea", "idb", "bid", "iom", "oim", "eclac", "cepal", "riam", "sela", "platform", "plataforma")
 
+# A form's cover says who submits it: "Submitting State: X", "Estado que presenta el informe: X",
+# "Organisation: X (XYZ), a network of...", "Organismo: X", "Institución: X".
+_STATE_LABEL = re.compile(r"^\W*(?:submitting state|state|country|estado que presenta el informe|estado|pa[ií]s)"
+                          r"\W*:\W*(?P<v>\S[^\n]{1,400})", re.I | re.M)
+_ORG_LABEL = re.compile(r"^\W*(?P<k>organi[sz]ation|name of (?:the )?organi[sz]ation|organizaci[oó]n|"
+                        r"nombre de la organizaci[oó]n|organismo|institution|instituci[oó]n)"
+                        r"\W*:\W*(?P<v>\S[^\n]{1,400})",
+                        re.I | re.M)
+_CIVIL_SOCIETY_FORM = re.compile(r"\b(?:for civil society|para la sociedad civil)\b", re.I)
+_IGO_FORM = re.compile(r"\b(?:subregional, regional and cross-regional processes|procesos, plataformas y "
+                       r"organizaciones subregionales)\b", re.I)
+
+
+def _name(value: str) -> str:
+    """'Red Ciudadana ... (RCDPM), red de 23 organizaciones' -> 'Red Ciudadana ...'; a cover whose
+    lines were joined into one ('X Punto focal: Y') is cut at the next label."""
+    value = re.split(r"\s+\(|,\s|;\s|\s+[-–—]\s|\s+(?=[A-ZÁÉÍÓÚ][a-záéíóúñ]+(?: [a-záéíóúñ]+){0,3}:\s)",
+                     value.strip(), maxsplit=1)[0]
+    return value.strip(" .*_") if len(value) <= 120 else ""
+
+
+def submitter(head: str) -> tuple[str, str] | None:
+    """(author, stakeholder) from a form's cover lines, or None when it names no submitter. A State
+    label wins over an institution (a State's form names the ministry that filled it in)."""
+    m = _STATE_LABEL.search(head)
+    if m and _name(m.group("v")):
+        return _name(m.group("v")), "State"
+    m = _ORG_LABEL.search(head)
+    if not m or not _name(m.group("v")):
+        return None
+    author, label, low = _name(m.group("v")), m.group("k").lower(), head.lower()
+    if _CIVIL_SOCIETY_FORM.search(head) or any(re.search(rf"(?<!\w){re.escape(h.strip())}(?!\w)", author.lower())
+                                               for h in CIVIL_SOCIETY_HINTS):
+        return author, "civil society"
+    if label == "organismo" or _IGO_FORM.search(low):
+        return author, "intergovernmental body"
+    return author, "other"
+
+
 def slugify(text: str) -> str:
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "document"
@@ -86,7 +125,11 @@ def infer_meta(path: Path, text: str = "", title: str | None = None) -> DocMeta:
         if re.search(rf"(?<![a-záéíóúñ]){re.escape(key)}(?![a-záéíóúñ])", low):
             author, stakeholder = country, "State"
             break
-    if stakeholder == "other":
+    named = submitter(text[:3000]) if author == "unknown" else None
+    if named is not None:
+        author = named[0]
+        stakeholder = named[1] if named[1] != "other" or stakeholder == "other" else stakeholder
+    if named is None and stakeholder == "other":
         if any(re.search(rf"(?<!\w){re.escape(h.strip())}(?!\w)", f"{low} {head}") for h in CIVIL_SOCIETY_HINTS):
             stakeholder = "civil society"
         elif any(re.search(rf"\b{re.escape(h.strip())}\b", low) for h in IGO_HINTS):
