@@ -44,6 +44,8 @@ eval: install models ocr
 	$(BIN)/gcm-qa eval --gold eval/sealed.jsonl --split sealed --out eval/results/sealed-ci \
 		--thresholds eval/thresholds-sealed.toml --no-baselines
 	$(BIN)/gcm-qa eval --questionnaires --split tune
+	$(BIN)/gcm-qa eval --questionnaires --gold eval/questionnaires-sealed.jsonl --split sealed \
+		--out eval/results/questionnaires-sealed-ci --thresholds eval/thresholds-questionnaires-sealed.toml
 
 test: install models browser ocr lint
 	$(BIN)/python -m pytest -q
