@@ -294,3 +294,9 @@ def test_a_forms_cover_says_who_submitted_it(cover: str, expected: tuple[str, st
     meta = infer_meta(Path("cuestionario.txt"), cover)
     assert (meta.author, meta.stakeholder) == (expected or ("unknown", "other"))
     assert meta.country == (expected[0] if expected and expected[1] == "State" else None)
+
+
+def test_a_long_question_is_recorded_whole() -> None:
+    question = "7. ¿" + "Qué medidas ha adoptado su país, " * 8 + "para proteger a las personas migrantes?"
+    form = read(f"Cuestionario\n\n{question}\n\nUna ley de 2020.\n\n8. ¿Otra?\n\nSí.\n\n9. ¿Y otra más?\n\nNo.")
+    assert form.records[0].question == question.removeprefix("7. ") and len(form.records[0].question) > 160

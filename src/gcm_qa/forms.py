@@ -98,7 +98,9 @@ class _Reader:
                 start, raw = start + tag.end(), raw[tag.end():]
             answer = raw.strip()
             first = start + (len(raw) - len(raw.lstrip()))
-            number, question = split_number(section.path[-1])
+            # the heading paragraph in full: a section title is cut at 160 characters
+            printed = self.doc.text[section.start : heading_end.get(section.start, section.start)].strip()
+            number, question = split_number(printed if is_question(printed) else section.path[-1])
             area = gcm.area_of_section(section.path, self.profile)
             objectives = sorted(gcm.explicit_objectives(question) | gcm.explicit_objectives(answer) | tagged)
             areas = {area} if area is not None else {

@@ -123,12 +123,12 @@ class HeadingDetector:
             # a summary names a chapter without its number (an executive summary's paragraph titled
             # like chapter 3, whose body numbers it "3. ...")
             return Heading(2, _short(text.rstrip(":")))
-        if len(text) > 250:
-            return None
         if text.endswith("?") and is_question(text):
             # "1. Are migrant children detained?" is a form's question, not chapter 1: as a chapter it
-            # would close the thematic area above it
+            # would close the thematic area above it. A form's question may run to 400 characters.
             return Heading(QUESTION_LEVEL, _short(text))
+        if len(text) > 250:
+            return None
         m = _NUMBERED.match(text.lstrip("- "))
         if m and not text.startswith("-") and text[:1].isdigit():
             number, title = m.group(1), m.group(2)
