@@ -42,6 +42,18 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--overlap-chars", type=int, help="overlap between chunks in characters")
 
 
+def _llm_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("generative answers (also GCM_QA_LLM__<FIELD>; the key from $OPENAI_API_KEY or "
+                             "the variable llm.api_key_env names)")
+    g.add_argument("--llm", action="store_true", default=None,
+                   help="answer with a language model, every sentence checked against its source "
+                        "(the extractive answer is the fallback)")
+    g.add_argument("--llm-provider", choices=["openai", "ollama"], help="'openai': any OpenAI-compatible server")
+    g.add_argument("--llm-url", help="the server's base URL, e.g. http://127.0.0.1:8080/v1 or http://127.0.0.1:11434")
+    g.add_argument("--llm-model", help="the model's name as the server knows it")
+    g.add_argument("--llm-timeout", type=float, help="seconds to wait for the model before falling back")
+
+
 def _filter_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("filters (repeat a flag for alternatives)")
     g.add_argument("--kind", action="append", choices=["report", "questionnaire"], help="document kind")
@@ -87,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=Path, help="file with one question per line; writes JSON Lines")
     p.add_argument("--output", type=Path, help="with --batch: write here instead of stdout")
     p.add_argument("--top-k", type=int, help="how many passages to retrieve")
+    _llm_args(p)
 
     p = sub.add_parser("compare", help="one question put to every author: a row per author, quoted and cited")
     _settings_args(p)
@@ -120,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--auth", help="user:password for basic auth (or GCM_QA_AUTH)")
     p.add_argument("--max-upload-mb", type=float, default=25.0, help="largest accepted upload")
     p.add_argument("--upload-dir", type=Path, help="folder for uploads (default: a temporary folder)")
+    _llm_args(p)
 
     p = sub.add_parser("eval", help="score retrieval and answers on the gold questions")
     _settings_args(p)
@@ -133,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=10, help="passages retrieved per question")
     p.add_argument("--compare", type=Path,
                    help="an earlier latest.json to list changed questions against (default: the one in --out)")
+    p.add_argument("--answerer", choices=["extractive", "llm"],
+                   help="who writes the answers (default: extractive; 'llm' needs --llm-model and a server)")
+    _llm_args(p)
     p.add_argument("--questionnaires", action="store_true",
                    help=f"the questionnaire set: facts per author, authors who said nothing, comparisons, over "
                         f"the invented forms of {QUESTIONNAIRE_CORPUS} (defaults: --gold {QUESTIONNAIRE_GOLD}, "
@@ -162,6 +179,11 @@ def make_settings(args: argparse.Namespace) -> Any:
     put("chunking", "chunk_chars", getattr(args, "chunk_chars", None))
     put("chunking", "overlap_chars", getattr(args, "overlap_chars", None))
     put("retrieval", "top_k", getattr(args, "top_k", None))
+    put("llm", "enabled", getattr(args, "llm", None) or (getattr(args, "answerer", None) == "llm") or None)
+    put("llm", "provider", getattr(args, "llm_provider", None))
+    put("llm", "base_url", getattr(args, "llm_url", None))
+    put("llm", "model", getattr(args, "llm_model", None))
+    put("llm", "timeout", getattr(args, "llm_timeout", None))
     # only what was set (environment, flags) is passed on, so a field left at its default can still
     # take the encoder's calibrated value (settings.with_tuned)
     data = Settings().model_dump(exclude_unset=True)
@@ -184,8 +206,17 @@ def make_filters(args: argparse.Namespace) -> Any:
 
 
 def format_answer(answer: Any) -> str:
-    """Answer, then numbered sources: title, section, page and the quoted sentence(s)."""
+    """Answer, then numbered sources: title, section, page and the quoted sentence(s). A generated
+    sentence the check did not find in its source is listed under the answer with the reason."""
     lines = [textwrap.fill(answer.answer, width=100), ""]
+    if answer.notice:
+        lines.insert(0, f"({answer.notice})\n")
+    if answer.answerer == "llm" and answer.unsupported:
+        lines.append("Not supported by the passages it cites:")
+        for u in answer.unsupported:
+            lines.append(textwrap.indent(textwrap.fill(f"! {u['sentence']} ({'; '.join(u['reasons'])})", width=96),
+                                         "    "))
+        lines.append("")
     if answer.query and answer.query != answer.question:
         lines.insert(0, f"(searched: {answer.query})\n")
     if answer.citations:

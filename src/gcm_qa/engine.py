@@ -5,9 +5,10 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -29,6 +30,7 @@ from gcm_qa.comparison import (
 from gcm_qa.coverage import By, Coverage, tabulate
 from gcm_qa.embedder import Embedder, ResolvedModel, load_embedder, resolve
 from gcm_qa.forms import FormReading, says_nothing
+from gcm_qa.generation import NO_ANSWER_TOKEN, ChatModel, GenerationError
 from gcm_qa.index_store import BuildReport, LoadedIndex
 from gcm_qa.loaders import SUPPORTED_SUFFIXES, DocumentError
 from gcm_qa.query import (
@@ -43,7 +45,8 @@ from gcm_qa.query import (
 from gcm_qa.retrieval import Filters, Retriever, refers_to
 from gcm_qa.scoring import SentenceScorer, WeightedScorer
 from gcm_qa.settings import AnswerSettings, Settings, with_tuned
-from gcm_qa.types import Answer, DocMeta, Passage, Reference
+from gcm_qa.types import Answer, Citation, DocMeta, Passage, Reference
+from gcm_qa.verification import Verdict, best_support, check, split, without_markers
 
 
 class QuestionError(ValueError):
@@ -182,8 +185,113 @@ class Engine:
         top_k: int | None = None,
         filters: Filters | None = None,
         history: Sequence[str] = (),
+        answerer: Literal["extractive", "llm"] | None = None,
     ) -> Answer:
-        """Answer one question; ``history`` holds earlier questions of a conversation."""
+        """Answer one question; ``history`` holds earlier questions of a conversation. ``answerer``:
+        who writes the answer (default: ``llm.enabled``); see :meth:`ask_stream`."""
+        final: Answer | None = None
+        for event in self.ask_stream(question, top_k, filters, history, answerer):
+            if isinstance(event, Answer):
+                final = event
+        assert final is not None
+        return final
+
+    def ask_stream(
+        self,
+        question: str,
+        top_k: int | None = None,
+        filters: Filters | None = None,
+        history: Sequence[str] = (),
+        answerer: Literal["extractive", "llm"] | None = None,
+    ) -> Iterator[str | Answer]:
+        """The answer as it is written: pieces of generated text (with the language model), then the
+        final :class:`Answer` — checked sentence by sentence, or the extractive answer with a notice
+        when the model failed or its answer did not hold up. Extractive answers come whole."""
+        extractive = self._extract(question, top_k, filters, history)
+        use_llm = answerer == "llm" or (answerer is None and self.settings.llm.enabled)
+        if not use_llm or not extractive.passages:
+            yield extractive
+            return
+        yield from self._generate(extractive)
+
+    def _generate(self, extractive: Answer) -> Iterator[str | Answer]:
+        s = self.settings.llm
+        given = extractive.passages[: s.passages]
+        model = ChatModel(s)
+        started = time.perf_counter()
+        pieces: list[str] = []
+        try:
+            for piece in model.stream(extractive.query or extractive.question, given, s.max_sentences):
+                pieces.append(piece)
+                yield piece
+        except GenerationError as exc:
+            yield replace(extractive, notice=f"The language model ({model.where}) gave no answer: {exc}. "
+                                             "This is the extractive answer.")
+            return
+        text = " ".join("".join(pieces).split())
+        timings = {**extractive.timings_ms, "generate": (time.perf_counter() - started) * 1000}
+        if text.strip(" .") == NO_ANSWER_TOKEN:
+            yield replace(extractive, answer=NO_ANSWER, abstained=True, citations=[], answerer="llm",
+                          timings_ms=timings)
+            return
+        verdict = self._verify(text, given)
+        unsupported = [{"sentence": c.text, "reasons": list(c.reasons)} for c in verdict.unsupported]
+        if not verdict.sentences or verdict.invented_figure or verdict.share_unsupported() > s.max_unsupported:
+            why = ("its reply held no sentence" if not verdict.sentences else
+                   next((r for c in verdict.unsupported for r in c.reasons if r.startswith("figure")), None)
+                   or f"{len(verdict.unsupported)} of {len(verdict.sentences)} sentences are not supported by "
+                      f"the passages they cite")
+            yield replace(extractive, unsupported=unsupported, timings_ms=timings,
+                          notice=f"The generated answer was not used: {why}. This is the extractive answer.")
+            return
+        citations: list[Citation] = []
+        for checked in verdict.sentences:
+            for n in checked.cites:
+                if not 1 <= n <= len(given) or any(c.n == n for c in citations):
+                    continue
+                p = given[n - 1]
+                quote = checked.quote if checked.quote_passage == n and checked.quote else p.chunk.text[:300]
+                citations.append(Citation(n=n, doc_id=p.chunk.doc_id, title=p.chunk.title,
+                                          section=p.chunk.section_label, page=p.chunk.page_label, quote=quote,
+                                          score=p.score, passage_rank=p.rank, chunk_id=p.chunk.chunk_id,
+                                          ocr=p.chunk.ocr))
+        citations.sort(key=lambda c: c.n)
+        timings["total"] = extractive.timings_ms.get("total", 0.0) + timings["generate"]
+        yield replace(extractive, answer=text, abstained=False, citations=citations, answerer="llm",
+                      unsupported=unsupported, timings_ms=timings)
+
+    def _verify(self, text: str, given: Sequence[Passage]) -> Verdict:
+        """Check each generated sentence against the sentences of the passages it cites, with the
+        index's own sentence vectors (only the generated sentences are embedded)."""
+        index = self.index
+        plain = [without_markers(x) for x in split(text)]
+        with self._model_lock:
+            vectors = self.embedder.encode_documents([p for p in plain if p]) if any(plain) else None
+        by_text = {p: vectors[i] for i, p in enumerate(x for x in plain if x)} if vectors is not None else {}
+
+        def support(sentence: str, cited: Sequence[int]) -> tuple[float, int, str]:
+            vector = by_text.get(sentence)
+            if vector is None:
+                vector = self.embedder.encode_documents([sentence])[0]
+            candidates = []
+            for n in cited:
+                chunk = given[n - 1].chunk
+                for row in index.sentence_rows(index.position(chunk.chunk_id)):
+                    _, a, b = (int(v) for v in index.sentence_spans[row])
+                    candidates.append((n, chunk.text[a:b], index.sentence_embeddings[row]))
+            return best_support(vector, candidates)
+
+        return check(text, [p.chunk.text for p in given], support, self.settings.llm.support_threshold,
+                     other_language)
+
+    def _extract(
+        self,
+        question: str,
+        top_k: int | None = None,
+        filters: Filters | None = None,
+        history: Sequence[str] = (),
+    ) -> Answer:
+        """The extractive answer (and the passages any answer is written from)."""
         question = " ".join((question or "").split())
         if not question:
             raise QuestionError("the question is empty")

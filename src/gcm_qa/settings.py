@@ -264,6 +264,34 @@ class CompareSettings(_Group):
         "answer.abstain_threshold (the single-question calibration).")
 
 
+class LLMSettings(_Group):
+    """The optional generative answerer (:mod:`gcm_qa.generation`): a language model writes the answer
+    from the retrieved passages, and every sentence is checked against them (:mod:`gcm_qa.verification`);
+    the extractive answer stays the fallback. The key is never stored here: only the name of the
+    environment variable that holds it."""
+
+    enabled: bool = Field(False, description="Answer with the language model (the --llm flag) instead of extractively.")
+    provider: Literal["openai", "ollama"] = Field(
+        "openai", description="'openai': any OpenAI-compatible server (llama.cpp, vLLM, a hosted API) at base_url; "
+        "'ollama': an Ollama server.")
+    base_url: str | None = Field(
+        None, description="The server's URL: 'http://127.0.0.1:8080/v1' for an OpenAI-compatible one, "
+        "'http://127.0.0.1:11434' for Ollama. None: the provider's default.")
+    model: str = Field("", description="The model's name as the server knows it.")
+    api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable that holds the API key, if any.")
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature; 0 keeps answers to the passages.")
+    timeout: float = Field(60.0, gt=0, description="Seconds to wait for the model before falling back.")
+    max_tokens: int = Field(400, ge=16, description="Longest generated answer, in tokens.")
+    passages: int = Field(5, ge=1, le=20, description="Retrieved passages given to the model.")
+    max_sentences: int = Field(4, ge=1, le=10, description="Most sentences the prompt asks for.")
+    support_threshold: float = Field(
+        0.50, ge=-1, le=1, description="Least cosine between a generated sentence and some sentence of a passage "
+        "it cites; below it the sentence is unsupported (calibrated on the tuning set's reference answers).")
+    max_unsupported: float = Field(
+        0.34, ge=0, le=1, description="Largest share of unsupported sentences an answer may keep (marked); above "
+        "it, or with any figure not in its source, the extractive answer is shown instead.")
+
+
 class LimitSettings(_Group):
     """What one file may cost to read (gcm_qa.loaders); a file over any limit is refused with the limit's
     name and its measured size, never half-read. Sizes are in bytes (1 MB = 1,000,000). The defaults sit
@@ -343,6 +371,7 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     forms: FormSettings = Field(default_factory=FormSettings)
     compare: CompareSettings = Field(default_factory=CompareSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
 
 
 def with_tuned(settings: Settings, tuned: Mapping[str, Mapping[str, Any]]) -> Settings:

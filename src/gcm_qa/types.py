@@ -218,16 +218,24 @@ class Answer:
     passages: list[Passage]
     timings_ms: dict[str, float]
     query: str | None = None  # the standalone query actually searched, when it differs
+    answerer: str = "extractive"  # or "llm": who wrote ``answer``
+    # generated sentences the check did not find in their sources: {"sentence", "reasons"}
+    unsupported: list[dict[str, Any]] = field(default_factory=list)
+    notice: str | None = None  # one line for the user: why the generated answer was not used
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
             "question": self.question,
             "answer": self.answer,
             "abstained": self.abstained,
+            "answerer": self.answerer,
+            "unsupported": self.unsupported,
             "citations": [c.to_dict() for c in self.citations],
             "passages": [p.to_dict() for p in self.passages],
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
         }
         if self.query is not None and self.query != self.question:
             d["query"] = self.query
+        if self.notice:
+            d["notice"] = self.notice
         return d
