@@ -17,12 +17,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from conftest import copy_forms, free_port, stop
+from llm_server import ScriptedLLM, Status, Text
 
 from gcm_qa.app_library import DOC_HEADERS
 from gcm_qa.comparison import NOTHING_FOUND
@@ -88,8 +89,9 @@ def _copy_report(root: Path, report_engine) -> tuple[Path, Path]:
 
 
 @contextlib.contextmanager
-def _serve(root: Path, corpus: Path, index: Path, cache_dir: Path) -> Iterator[Server]:
-    """``gcm-qa chat`` in a process of its own on a free loopback port, until the block ends."""
+def _serve(root: Path, corpus: Path, index: Path, cache_dir: Path, extra: Sequence[str] = ()) -> Iterator[Server]:
+    """``gcm-qa chat`` in a process of its own on a free loopback port, until the block ends;
+    ``extra``: more of its options."""
     port = free_port()
     log = root / "chat.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GRADIO_", "GCM_QA_"))}
@@ -97,7 +99,7 @@ def _serve(root: Path, corpus: Path, index: Path, cache_dir: Path) -> Iterator[S
     env["GCM_QA_EMBEDDING__MODEL"] = os.environ["GCM_QA_EMBEDDING__MODEL"]  # the suite's model (conftest)
     cmd = [sys.executable, "-m", "gcm_qa.cli", "chat", "--corpus", str(corpus), "--index-dir", str(index),
            "--cache-dir", str(cache_dir), "--port", str(port), "--upload-dir", str(root / "uploads"),
-           "--max-upload-mb", "5"]
+           "--max-upload-mb", "5", *extra]
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
@@ -480,5 +482,120 @@ def test_compare_coverage_and_library_columns(forms_server: Server, tmp_path: Pa
         pw.stop()
     origin = forms_server.url.rstrip("/")
     outside = [u for u in requests if not u.startswith((origin, "data:", "blob:"))]
+    assert not outside, f"the page fetched outside its own server: {outside}"
+    print(f"screenshots: {shots}")
+
+
+# --- generated answers, streamed and checked (issue 14) -----------------------------------------------
+
+LLM_BELLAVISTA = ("The fictional island of Bellavista registered 4,321 asylum claims in 2021. Most claims were "
+                  "filed by people arriving by sea from neighbouring islands.")
+# three sentences: two said by passage [1] (nearly word for word), one citing a passage never given,
+# with markup in it; 1 of 3 unsupported is under the limit, so the answer is kept with that one marked
+LLM_UNSUPPORTED = f"The claims were then reviewed by a new tribunal {HOSTILE_IMG} [7]."
+LLM_PIECES = ("Bellavista registered 4,321 asylum claims", " in 2021 [1].", " Most claims were filed by people",
+              " arriving by sea from neighbouring islands [1].", f" {LLM_UNSUPPORTED}")
+LLM_PAUSE_S = 1.0
+
+
+def _last_bot_text(page) -> str:
+    return page.evaluate("""() => {
+        const bots = document.querySelectorAll('#gcmqa-chat [data-testid="bot"]');
+        return bots.length ? bots[bots.length - 1].innerText : '';
+    }""")
+
+
+def _wait_last_bot(page, condition: str, arg: object = None, timeout: int = ANSWER_TIMEOUT_MS) -> str:
+    """Wait until the last bot message's text (``t``) meets ``condition``, a JS expression."""
+    page.wait_for_function(
+        "(arg) => { const bots = document.querySelectorAll('#gcmqa-chat [data-testid=\"bot\"]');"
+        " if (!bots.length) return false; const t = bots[bots.length - 1].innerText; return " + condition + "; }",
+        arg=arg, timeout=timeout)
+    return _last_bot_text(page)
+
+
+def test_chat_streams_a_generated_answer_and_marks_what_its_sources_do_not_say(
+        cache_dir: Path, tmp_path: Path) -> None:
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "bellavista.txt").write_text(f"Bellavista asylum report 2021\n\n{LLM_BELLAVISTA}\n", encoding="utf-8")
+    (corpus / "marenia-ports.txt").write_text(
+        "Port authorities note\n\nThe port authorities of Marenia trained 40 officers in consular assistance "
+        "during 2020. The training covered the rights of migrants in detention.\n", encoding="utf-8")
+    llm = ScriptedLLM(Text("".join(LLM_PIECES), pieces=LLM_PIECES, pause=LLM_PAUSE_S), Status(500)).start()
+    pw, browser = _chromium()
+    requests: list[str] = []
+    try:
+        with _serve(tmp_path, corpus, tmp_path / "index", cache_dir,
+                    ["--llm", "--llm-url", llm.base_url, "--llm-model", "scripted"]) as server:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(server.url)
+            page.wait_for_selector("#gcmqa-question textarea", timeout=UI_TIMEOUT_MS)
+
+            # 1. the answer grows in the bubble while the model writes (a pause between pieces)
+            question = "How many asylum claims did Bellavista register in 2021?"
+            page.fill("#gcmqa-question textarea", question)
+            page.click("#gcmqa-ask")
+            first = _wait_last_bot(page, "t.includes('Bellavista registered 4,321 asylum claims')"
+                                         " && !t.includes('Most claims')")
+            page.screenshot(path=str(shots / "01-streaming.png"), full_page=True)
+            assert "▍" in first and "tribunal" not in first, first
+            second = _wait_last_bot(page, "t.includes('Most claims were filed by people') && !t.includes('tribunal')")
+            assert "in 2021 [1]." in second and "▍" in second, second
+            assert page.locator("#gcmqa-chat mark.gcmqa-unsupported").count() == 0  # marks come with the check
+
+            # 2. then the checked answer: the [7] sentence marked with the reason, counted under it
+            page.locator("#gcmqa-chat mark.gcmqa-unsupported").wait_for(timeout=ANSWER_TIMEOUT_MS)
+            page.wait_for_function(
+                "(q) => (document.querySelector('#gcmqa-sources .gcmqa-for') || {}).innerText?.includes(q)",
+                arg=question, timeout=ANSWER_TIMEOUT_MS)
+            page.wait_for_timeout(300)
+            page.screenshot(path=str(shots / "02-checked.png"), full_page=True)
+            text = _last_bot_text(page)
+            assert "▍" not in text
+            mark = page.locator("#gcmqa-chat mark.gcmqa-unsupported")
+            assert mark.count() == 1
+            assert " ".join(mark.inner_text().split()) == LLM_UNSUPPORTED
+            assert mark.get_attribute("title") == ("Not found in the passages it cites: cites passage 7, which was "
+                                                   "not given")
+            assert "1 sentence not found in the passages it cites" in text, text
+            assert "Bellavista registered 4,321 asylum claims in 2021 [1]." in text
+            assert page.locator("#gcmqa-chat strong", has_text="[1]").count() == 2
+            # the sources panel lists passage [1], the quote it supports highlighted
+            source = page.locator("#gcmqa-sources details#gcmqa-source-1")
+            assert source.locator(".gcmqa-title").inner_text() == "Bellavista asylum report 2021"
+            assert "4,321 asylum claims" in source.locator(".gcmqa-quote mark").first.inner_text()
+            assert page.locator("#gcmqa-sources details.gcmqa-source").count() == 1
+            [request] = llm.chat_requests()
+            assert request.json["stream"] is True and "4,321 asylum claims" in request.messages[-1]["content"]
+
+            # 3. the model fails (HTTP 500): the extractive answer, with the one-line notice above it
+            question = "Where did the people who filed asylum claims in Bellavista arrive from?"
+            page.fill("#gcmqa-question textarea", question)
+            page.click("#gcmqa-ask")
+            page.wait_for_function(
+                "(q) => (document.querySelector('#gcmqa-sources .gcmqa-for') || {}).innerText?.includes(q)",
+                arg=question, timeout=ANSWER_TIMEOUT_MS)
+            page.wait_for_timeout(300)
+            page.screenshot(path=str(shots / "03-notice.png"), full_page=True)
+            text = _last_bot_text(page)
+            last = page.locator("#gcmqa-chat [data-testid='bot']").last
+            notice = last.locator(".gcmqa-notice")
+            assert notice.count() == 1
+            assert notice.inner_text() == (f"⚠ The language model (openai model 'scripted' at {llm.base_url}) gave "
+                                           "no answer: it answered with HTTP 500. This is the extractive answer.")
+            assert text.index("The language model") < text.index("[1]"), text  # above the answer
+            assert "Most claims were filed by people arriving by sea" in text, text
+            assert last.locator("mark.gcmqa-unsupported, a").count() == 0
+            assert len(llm.chat_requests()) == 2
+            assert page.locator("#gcmqa-chat img").count() == 0
+    finally:
+        browser.close()
+        pw.stop()
+        llm.stop()
+    outside = [u for u in requests if not u.startswith((server.url.rstrip("/"), "data:", "blob:"))]
     assert not outside, f"the page fetched outside its own server: {outside}"
     print(f"screenshots: {shots}")

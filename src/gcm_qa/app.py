@@ -29,8 +29,9 @@ import shutil
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Collection, Iterator, MutableMapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,7 @@ from gcm_qa.app_render import (
     build_filters,
     escape_markdown,
     format_answer_markdown,
+    format_partial_markdown,
     format_question_markdown,
     objective_choices,
     render_sources_html,
@@ -78,6 +80,7 @@ from gcm_qa.app_render import (
 from gcm_qa.engine import MAX_QUESTION_CHARS, Engine, QuestionError
 from gcm_qa.loaders import SUPPORTED_SUFFIXES
 from gcm_qa.settings import Settings
+from gcm_qa.types import Answer
 
 __all__ = [
     "APP_CSS",
@@ -132,6 +135,10 @@ APP_CSS = """
 .gcmqa-source .gcmqa-tags { font-size: 0.8em; color: var(--body-text-color-subdued); margin-top: 6px; }
 .gcmqa-source mark, #gcmqa-chat mark { background: #fde68a; color: #1f2937; padding: 0 1px;
   border-radius: 2px; }
+#gcmqa-chat mark.gcmqa-unsupported { background: #fee2e2; color: #7f1d1d; text-decoration: underline wavy #dc2626;
+  text-underline-offset: 3px; cursor: help; }
+#gcmqa-chat .gcmqa-notice { display: block; font-size: 0.9em; color: #92400e; }
+#gcmqa-chat .gcmqa-unsupported-note { display: block; font-size: 0.9em; color: #b91c1c; }
 #gcmqa-upload-status p { margin: 4px 0; }
 #gcmqa-chat [data-testid="block-label"] { display: none; }  /* floats over the first message */
 #gcmqa-docs table, #gcmqa-docs th, #gcmqa-docs td, #gcmqa-docs span { font-family: var(--font); }
@@ -217,13 +224,32 @@ def build_app(
         messages.append({"role": "user", "content": format_question_markdown(_shown_question(question))})
         pending = [*messages, {"role": "assistant", "content": "*Searching the documents…*"}]
         yield pending, messages, gr.skip(), "", history
+        answer: Answer | None = None
+        written = ""
         try:
-            answer = engine.ask(question, filters=filters, history=history)
+            # a generated answer streams in (shown as it grows), then comes checked as an Answer
+            for event in engine.ask_stream(question, filters=filters, history=history):
+                if isinstance(event, Answer):
+                    answer = event
+                    continue
+                written += event
+                growing = [*messages, {"role": "assistant", "content": format_partial_markdown(written)}]
+                yield growing, messages, gr.skip(), gr.skip(), history
         except QuestionError as exc:
             reason = escape_markdown(str(exc))
             messages.append({"role": "assistant", "content": f"**Cannot ask this:** {reason}."})
             yield messages, messages, gr.skip(), "", history
             return
+        except Exception:
+            if not written:
+                raise
+            # the model's failures are the engine's to handle; this is a fault after it wrote, which
+            # must not leave a half-written answer in the chat: the extractive answer replaces it
+            traceback.print_exc(file=sys.stderr)
+            answer = None
+        if answer is None:
+            answer = replace(engine.ask(question, filters=filters, history=history, answerer="extractive"),
+                             notice="The generated answer could not be checked. This is the extractive answer.")
         messages.append({"role": "assistant", "content": format_answer_markdown(answer, filters)})
         history.append(answer.query or answer.question)
         yield messages, messages, render_sources_html(answer), "", history

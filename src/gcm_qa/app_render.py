@@ -5,6 +5,11 @@ the browser as markup: the sources panel is HTML built only from ``html.escape``
 chat's Markdown escapes every character that could start a Markdown construct (links, images,
 emphasis, autolinks) besides HTML-escaping ``<``, ``>`` and ``&``. A passage holding
 ``<img src=...>`` or ``![x](http://...)`` is displayed as those characters, never fetched.
+
+A generated answer (``answerer == "llm"``) is model text, untrusted like a document: it is escaped the
+same way, and the only tags in its message are the ones added here, around the sentences the check
+did not find in their sources (``<mark class="gcmqa-unsupported" title="why">``) and for the notice
+and the count of such sentences (``<span class="...">``), their attributes HTML-escaped.
 """
 
 from __future__ import annotations
@@ -88,9 +93,13 @@ def _where(c: Citation) -> str:
 
 
 def format_answer_markdown(answer: Answer, filters: Filters | None = None) -> str:
-    """The chat message for one answer: the rewritten query when it differs, the answer with its
-    [n] markers in bold, and a one-line list of the sources (the panel beside has the details)."""
+    """The chat message for one answer: the notice when the generated answer was not used, the
+    rewritten query when it differs, the answer with its [n] markers in bold (a generated answer's
+    unsupported sentences marked, and counted under it), and a one-line list of the sources (the
+    panel beside has the details)."""
     lines: list[str] = []
+    if answer.notice:
+        lines.append(f'<span class="gcmqa-notice">⚠ {escape_markdown(answer.notice)}</span>')
     if answer.query and answer.query != answer.question:
         lines.append(f"*Searched for:* {escape_markdown(answer.query)}")
     active = describe_filters(filters)
@@ -104,17 +113,23 @@ def format_answer_markdown(answer: Answer, filters: Filters | None = None) -> st
         lines.append(ABSTAIN_HINT)
         return "\n\n".join(lines)
     cited = {c.n for c in answer.citations}
-    parts: list[str] = []
-    pos = 0
-    for m in MARKER.finditer(answer.answer):
-        n = int(m.group(1))
-        if n not in cited:
-            continue
-        parts.append(escape_markdown(answer.answer[pos : m.start()]))
-        parts.append(f"**\\[{n}\\]**")
-        pos = m.end()
-    parts.append(escape_markdown(answer.answer[pos:]))
-    lines.append(" ".join(p for p in parts if p))
+    if answer.answerer == "llm":
+        body, marked = _generated_markdown(answer.answer, answer.unsupported, cited)
+        lines.append(body)
+        if marked:
+            lines.append(f'<span class="gcmqa-unsupported-note">{_unsupported_note(marked)}</span>')
+    else:
+        parts: list[str] = []
+        pos = 0
+        for m in MARKER.finditer(answer.answer):
+            n = int(m.group(1))
+            if n not in cited:
+                continue
+            parts.append(escape_markdown(answer.answer[pos : m.start()]))
+            parts.append(f"**\\[{n}\\]**")
+            pos = m.end()
+        parts.append(escape_markdown(answer.answer[pos:]))
+        lines.append(" ".join(p for p in parts if p))
     sources = " · ".join(
         f"\\[{c.n}\\] {escape_markdown(shorten(c.title, 70))}"
         + (f" ({escape_markdown(_where(c))})" if _where(c) else "")
@@ -128,6 +143,97 @@ def format_answer_markdown(answer: Answer, filters: Filters | None = None) -> st
 
 def format_question_markdown(question: str) -> str:
     return escape_markdown(question)
+
+
+# --- generated answers ----------------------------------------------------------------------
+
+# a generated answer's markers: "[2]", "[1, 3]", "[1; 3]", wherever they stand ("2021 [1]." too)
+GENERATED_MARKER = re.compile(r"\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\]")
+UNSUPPORTED_TITLE = "Not found in the passages it cites"
+
+
+def format_partial_markdown(text: str) -> str:
+    """The chat message while a generated answer is being written: the text so far, escaped, and a
+    cursor. It is replaced by :func:`format_answer_markdown` once the answer is checked."""
+    shown = escape_markdown(text)
+    return f"{shown} ▍" if shown else "▍"
+
+
+def _escape_inline(text: str) -> str:
+    """:func:`escape_markdown` keeping one space at either end where ``text`` had whitespace, so that
+    pieces escaped apart join with their spaces."""
+    inner = escape_markdown(text)
+    if not inner:
+        return " " if text[:1].isspace() else ""
+    return (" " if text[:1].isspace() else "") + inner + (" " if text[-1:].isspace() else "")
+
+
+def _with_markers(text: str, cited: set[int]) -> str:
+    """Generated text escaped, each marker whose passages are all cited in bold (set off by a space
+    from a word either side, else the ``**`` would not count as emphasis)."""
+    out: list[str] = []
+    pos = 0
+    for m in GENERATED_MARKER.finditer(text):
+        numbers = [int(n) for n in re.findall(r"\d+", m.group(1))]
+        if not all(n in cited for n in numbers):
+            continue
+        before = _escape_inline(text[pos : m.start()]).rstrip()
+        out.append(f"{before} " if before else "")
+        out.append(f"**\\[{', '.join(map(str, numbers))}\\]**")
+        if text[m.end() : m.end() + 1].isalnum():
+            out.append(" ")
+        pos = m.end()
+    out.append(_escape_inline(text[pos:]))
+    return "".join(out).strip()
+
+
+def unsupported_spans(text: str, unsupported: Sequence[Mapping[str, object]]) -> list[tuple[int, int, list[str]]]:
+    """Where the unsupported sentences sit in the generated answer: sorted, non-overlapping (start,
+    end, reasons). Each is looked up after the one before (the check lists them in order), then
+    anywhere, then ignoring differences in whitespace; one not found is left out."""
+    found: list[tuple[int, int, list[str]]] = []
+    after = 0
+    for item in unsupported:
+        sentence = " ".join(str(item.get("sentence", "")).split())
+        reasons = [str(r) for r in item.get("reasons") or []]  # type: ignore[attr-defined]
+        if not sentence:
+            continue
+        start = text.find(sentence, after)
+        if start < 0:
+            start = text.find(sentence)
+        end = start + len(sentence)
+        if start < 0:
+            m = re.search(r"\s+".join(re.escape(w) for w in sentence.split()), text)
+            if m is None:
+                continue
+            start, end = m.start(), m.end()
+        if any(s < end and start < e for s, e, _ in found):
+            continue
+        found.append((start, end, reasons))
+        after = end
+    return sorted(found)
+
+
+def _unsupported_note(n: int) -> str:
+    if n == 1:
+        return "1 sentence not found in the passages it cites (marked above)."
+    return f"{n} sentences not found in the passages they cite (marked above)."
+
+
+def _generated_markdown(text: str, unsupported: Sequence[Mapping[str, object]], cited: set[int]) -> tuple[str, int]:
+    """A generated answer's text as chat Markdown, each unsupported sentence inside
+    ``<mark class="gcmqa-unsupported" title="why">``; and how many were marked."""
+    spans = unsupported_spans(text, unsupported)
+    out: list[str] = []
+    pos = 0
+    for start, end, reasons in spans:
+        out.append(_with_markers(text[pos:start], cited))
+        why = f"{UNSUPPORTED_TITLE}: {'; '.join(reasons)}" if reasons else UNSUPPORTED_TITLE
+        title = html.escape(" ".join(why.split()), quote=True)
+        out.append(f'<mark class="gcmqa-unsupported" title="{title}">{_with_markers(text[start:end], cited)}</mark>')
+        pos = end
+    out.append(_with_markers(text[pos:], cited))
+    return " ".join(p for p in out if p), len(spans)
 
 
 # --- sources panel --------------------------------------------------------------------------
