@@ -56,6 +56,16 @@ class QuestionError(ValueError):
 MAX_QUESTION_CHARS = 2000
 
 
+def checked_question(question: str | None) -> str:
+    """The question with its whitespace collapsed; an empty or overlong one is a QuestionError."""
+    question = " ".join((question or "").split())
+    if not question:
+        raise QuestionError("the question is empty")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise QuestionError(f"the question is longer than {MAX_QUESTION_CHARS} characters")
+    return question
+
+
 @dataclass
 class AddResult:
     added: list[str]  # names in the corpus
@@ -292,11 +302,7 @@ class Engine:
         history: Sequence[str] = (),
     ) -> Answer:
         """The extractive answer (and the passages any answer is written from)."""
-        question = " ".join((question or "").split())
-        if not question:
-            raise QuestionError("the question is empty")
-        if len(question) > MAX_QUESTION_CHARS:
-            raise QuestionError(f"the question is longer than {MAX_QUESTION_CHARS} characters")
+        question = checked_question(question)
         started = time.perf_counter()
         standalone = rewrite_followup(question, list(history))
         retriever = self._retriever_or_load()
@@ -379,11 +385,7 @@ class Engine:
         answered as a single question would be, abstention included: an author whose documents do
         not support an answer, or whose answer is "no information", gets a "nothing found" row.
         """
-        question = " ".join((question or "").split())
-        if not question:
-            raise QuestionError("the question is empty")
-        if len(question) > MAX_QUESTION_CHARS:
-            raise QuestionError(f"the question is longer than {MAX_QUESTION_CHARS} characters")
+        question = checked_question(question)
         started = time.perf_counter()
         retriever = self._retriever_or_load()
         known = self._authors
