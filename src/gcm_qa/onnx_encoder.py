@@ -21,6 +21,7 @@ import contextlib
 import io
 import json
 import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -75,9 +76,12 @@ def export(folder: Path, weights: str, echo: Callable[[str], None] = lambda _m: 
     done = exported(folder, weights)
     if done is not None:
         return done
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
     started = time.perf_counter()
     echo(f"exporting {folder.name}'s encoder to ONNX for fast queries (once; about a minute)")
     # eager attention: the exporter traces plain matrix products instead of a fused kernel
