@@ -6,7 +6,8 @@ Layout of ``index/``::
     builds/<id>/manifest.json   recipe, settings, per-document hashes and metadata
     builds/<id>/chunks.jsonl    one chunk and its metadata per line
     builds/<id>/embeddings.npy  float32, L2-normalised, row i = chunk i
-    builds/<id>/faiss.index     IndexFlatIP over those rows (faiss.write_index)
+    builds/<id>/faiss.index     IndexFlatIP over those rows, or IndexHNSWFlat (inner product) for a large
+                                corpus (retrieval.index_type; the manifest's ``faiss`` says which)
     builds/<id>/bm25/           bm25s arrays (.npy) and vocabulary (JSON)
     builds/<id>/sentence_spans.npy, sentence_embeddings.npy, bm25_sentences/
                                 the same per sentence (chunk index, start, end inside the chunk):
@@ -59,7 +60,7 @@ from gcm_qa.forms import FormReading, read_form
 from gcm_qa.keyword import KeywordIndex
 from gcm_qa.loaders import DocumentError, load
 from gcm_qa.sentences import split_sentences
-from gcm_qa.settings import KeywordSettings, Settings
+from gcm_qa.settings import KeywordSettings, RetrievalSettings, Settings
 from gcm_qa.structure import layout, section_pages
 from gcm_qa.types import Chunk, DocMeta
 
@@ -145,6 +146,11 @@ class LoadedIndex:
     def position(self, chunk_id: str) -> int:
         return self._positions[chunk_id]
 
+    @property
+    def index_type(self) -> str:
+        """'flat' or 'hnsw': the kind of ``faiss_index`` (a build from before the choice is flat)."""
+        return str(self.manifest.get("faiss", {}).get("type", "flat"))
+
 
 @dataclass
 class BuildReport:
@@ -195,7 +201,45 @@ def recipe(settings: Settings, model_identity: str) -> dict[str, Any]:
         "profiles": profiles.fingerprint(settings.paths.corpus_dir),
         "limits": settings.limits.model_dump(),
         "forms": settings.forms.model_dump(),
+        "faiss": index_recipe(settings.retrieval),
     }
+
+
+def index_recipe(retrieval: RetrievalSettings) -> dict[str, Any]:
+    """The settings that shape the stored FAISS index: its type, and for HNSW the graph's M and
+    efConstruction (efSearch is a search-time knob, not here). 'auto' keeps its threshold, since the
+    type it resolves to depends on it."""
+    kind = retrieval.index_type
+    out: dict[str, Any] = {"type": kind}
+    if kind == "auto":
+        out["hnsw_min_chunks"] = retrieval.hnsw_min_chunks
+    if kind != "flat":
+        out["hnsw_m"] = retrieval.hnsw_m
+        out["hnsw_ef_construction"] = retrieval.hnsw_ef_construction
+    return out
+
+
+def chosen_index_type(n_chunks: int, retrieval: RetrievalSettings) -> str:
+    """'flat' or 'hnsw' for a corpus of ``n_chunks`` passages."""
+    if retrieval.index_type != "auto":
+        return retrieval.index_type
+    return "hnsw" if n_chunks >= retrieval.hnsw_min_chunks else "flat"
+
+
+def make_faiss_index(matrix: np.ndarray, retrieval: RetrievalSettings) -> tuple[faiss.Index, dict[str, Any]]:
+    """The FAISS index over ``matrix`` (L2-normalised rows, so inner product is cosine), and what
+    the manifest records of it."""
+    dim = int(matrix.shape[1])
+    kind = chosen_index_type(int(matrix.shape[0]), retrieval)
+    if kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, retrieval.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = retrieval.hnsw_ef_construction
+        index.add(matrix)
+        return index, {"type": "hnsw", "hnsw_m": retrieval.hnsw_m,
+                       "hnsw_ef_construction": retrieval.hnsw_ef_construction}
+    index = faiss.IndexFlatIP(dim)
+    index.add(matrix)
+    return index, {"type": "flat"}
 
 
 def current_folder(index_dir: Path) -> Path | None:
@@ -357,6 +401,12 @@ def _documents(keyword: KeywordIndex) -> int:
     return int(keyword.retriever.scores["num_docs"])
 
 
+def _faiss_type(index: faiss.Index) -> str:
+    if isinstance(index, faiss.IndexHNSW):
+        return "hnsw"
+    return "flat" if isinstance(index, faiss.IndexFlat) else type(index).__name__
+
+
 def _load_build(folder: Path) -> LoadedIndex:
     """One build, checked: its files against the manifest's record, then loaded with every library
     error turned into IndexDamaged, then its parts against each other."""
@@ -378,6 +428,8 @@ def _load_build(folder: Path) -> LoadedIndex:
         ("embeddings.npy", embeddings.shape[0] != n, f"{embeddings.shape[0]:,} vectors for {n:,} chunks"),
         ("faiss.index", index.ntotal != n, f"{index.ntotal:,} vectors for {n:,} chunks"),
         ("faiss.index", index.d != embeddings.shape[1], f"dimension {index.d}, the embeddings' {embeddings.shape[1]}"),
+        ("faiss.index", _faiss_type(index) != manifest.get("faiss", {}).get("type", "flat"),
+         f"a {_faiss_type(index)} index where the manifest records {manifest.get('faiss', {}).get('type', 'flat')}"),
         ("bm25", {len(keyword.languages), _documents(keyword)} != {n}, f"{_documents(keyword):,} passages and "
          f"{len(keyword.languages):,} languages for {n:,} chunks"),
         ("sentence_embeddings.npy", len(sentence_vectors) != len(spans),
@@ -696,7 +748,7 @@ def _build_locked(
         "failed": failed,
     }
     report.folder = _write_and_swap(index_dir, manifest, all_chunks, matrix, sentence_data, settings.keyword,
-                                    keep_previous=damage is None)
+                                    settings.retrieval, keep_previous=damage is None)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -840,10 +892,12 @@ def _write_and_swap(
     matrix: np.ndarray,
     sentence_data: tuple[np.ndarray, np.ndarray, list[str]],
     bm25: KeywordSettings,
+    retrieval: RetrievalSettings,
     keep_previous: bool = True,
 ) -> Path:
     """Write a build into a fresh folder, point ``current`` at it, and prune old builds (the one it
-    replaces is kept unless ``keep_previous`` is False, i.e. it was damaged)."""
+    replaces is kept unless ``keep_previous`` is False, i.e. it was damaged). The FAISS index is flat
+    or HNSW as ``retrieval`` says (see :func:`chosen_index_type`); the manifest's ``faiss`` records which."""
     builds = index_dir / "builds"
     builds.mkdir(parents=True, exist_ok=True)
     for stale in builds.glob(".tmp-*"):  # left by a crashed build
@@ -854,9 +908,9 @@ def _write_and_swap(
         for chunk in chunks:
             f.write(json.dumps(chunk.to_dict(), ensure_ascii=False) + "\n")
     np.save(tmp / "embeddings.npy", matrix, allow_pickle=False)
-    flat = faiss.IndexFlatIP(matrix.shape[1])
-    flat.add(matrix)
-    faiss.write_index(flat, str(tmp / "faiss.index"))
+    dense_index, written = make_faiss_index(matrix, retrieval)
+    faiss.write_index(dense_index, str(tmp / "faiss.index"))
+    del dense_index
     languages = [c.language for c in chunks]
     KeywordIndex.build([c.embed_text() for c in chunks], languages, k1=bm25.k1, b=bm25.b).save(tmp / "bm25")
     spans, sentence_matrix, sentence_texts = sentence_data
@@ -865,7 +919,7 @@ def _write_and_swap(
     sentence_languages = [languages[int(ci)] for ci in spans[:, 0]]
     KeywordIndex.build(sentence_texts or ["∅"], sentence_languages or ["en"], k1=bm25.k1, b=bm25.b).save(
         tmp / "bm25_sentences")
-    manifest = {**manifest, "files": _file_record(tmp)}  # checked at every load
+    manifest = {**manifest, "faiss": written, "files": _file_record(tmp)}  # files: checked at every load
     (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
     _fsync_tree(tmp)
     build_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]

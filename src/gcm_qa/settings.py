@@ -80,6 +80,36 @@ class ChunkingSettings(_Group):
 class RetrievalSettings(_Group):
     top_k: int = Field(5, ge=1, le=50, description="Passages returned per question.")
     candidates: int = Field(1000, ge=5, description="Dense candidates taken from FAISS before fusion.")
+    # The dense index. Type, threshold, M and efConstruction shape the stored index, so they are in the
+    # index recipe (gcm_qa.index_store.recipe): changing them rebuilds. efSearch is read at search time.
+    index_type: Literal["auto", "flat", "hnsw"] = Field(
+        "auto",
+        description="FAISS index over the passage vectors: 'flat' searches exhaustively (exact), 'hnsw' searches a "
+        "graph (approximate, faster on large corpora); 'auto' takes flat below hnsw_min_chunks passages and HNSW "
+        "at or above it.",
+    )
+    # benchmarks/bench_scale.py (EmbeddingGemma, 768 dimensions, 2 shared cores): at 47,400 passages (100 times
+    # the report) the flat search for 1000 candidates costs some 5-20 ms, HNSW's 1.5-2 ms; a warm 'ask' took
+    # 162 ms at the median with flat against 160 with HNSW (p95 193 against 189; retrieval 36 against 27 ms):
+    # within the 200 ms target either way. HNSW costs a 12 s build there, 17% more index on disk, and exactness:
+    # its recall@10 against flat was 0.87-0.95 on the gold questions at 100x (1.00 at 10x). So flat stays up to
+    # about 100 times the report; beyond it the flat search's linear cost starts to count (extrapolated: 50+ ms
+    # at 500,000 passages).
+    hnsw_min_chunks: int = Field(
+        50_000, ge=1, description="With index_type 'auto': passages from which the index is HNSW instead of flat."
+    )
+    # On the 100x synthetic corpus, with queries made like its copies, M 32 reached only 0.93-0.95 recall@10
+    # whatever efSearch (clusters of near-copies left parts of the graph out of reach); M 64 reached 1.00 from
+    # efSearch 256 (0.87-0.92 on the gold questions, above).
+    hnsw_m: int = Field(64, ge=4, le=256, description="HNSW: neighbours per node (more: better recall, more memory).")
+    hnsw_ef_construction: int = Field(
+        100, ge=8, description="HNSW: candidate list size while building (more: a better graph, a slower build)."
+    )
+    hnsw_ef_search: int = Field(
+        256, ge=8,
+        description="HNSW: candidate list size while searching (more: better recall, slower); raised to the "
+        "search's depth (candidates) when smaller, since HNSW returns no more results than this.",
+    )
     # Measured on the dev split (eval/tools/sweep.py): convex fusion of min-max scaled scores beat
     # the best reciprocal-rank fusion (hit@5 0.903 / MRR 0.735 against 0.875 / 0.736), and adding
     # sentence-level signals (a chunk's best sentence, dense and BM25) lifted it to 0.917 / 0.792.

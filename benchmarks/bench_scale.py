@@ -1,0 +1,290 @@
+"""Benchmark: the index at 10 and 100 times the report, flat against HNSW.
+
+Synthetic corpora, made without the encoder (embedding speed is measured by the other sections): the
+report's real build (from the shipped vectors) is replicated k times. Copy 0 is the report itself;
+copies 1..k-1 are its chunks and sentences under new document ids (``<doc>-copy-<i>``) and chunk ids,
+with the same texts, and each vector replaced by ``normalise(v + sigma * g)``, ``g`` standard normal
+in every dimension, ``sigma = sqrt((1 / 0.9**2 - 1) / d)``, so a copy's cosine to its original is
+about 0.9. Each synthetic index is written by the real writer (``index_store._write_and_swap``) with
+``retrieval.index_type`` flat, then HNSW, and then loaded and queried in a child process of its own
+(peak memory is that process's): warm ``Engine.ask`` on the gold questions, the question vectors from
+the real default encoder, split into encode, retrieve and answer. HNSW's recall@10 is measured against
+flat's on the same query vectors: the top 10 chunk ids of the dense search as retrieval runs it.
+
+    .venv/bin/python benchmarks/bench_scale.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from common import GOLD, PYTHON, ROOT, Section, median, percentile, run_child
+
+from gcm_qa import index_store
+from gcm_qa.engine import Engine
+from gcm_qa.keyword import KeywordIndex
+from gcm_qa.settings import Settings
+from gcm_qa.types import Chunk
+
+PARTS = ("encode", "retrieve", "answer", "total")
+COSINE = 0.9  # of a copy's vector to its original's
+TYPES = ("flat", "hnsw")
+
+
+def _settings(index_dir: Path, **retrieval: Any) -> Settings:
+    return Settings.model_validate({
+        "paths": {"corpus_dir": ROOT / "corpus", "index_dir": index_dir, "vectors_dir": ROOT / "index" / "vectors"},
+        "retrieval": retrieval,
+    })
+
+
+def questions(limit: int | None = None) -> list[str]:
+    rows = [json.loads(line) for line in GOLD.read_text(encoding="utf-8").splitlines() if line.strip()]
+    found = [r["question"] for r in rows]
+    return found[:limit] if limit else found
+
+
+def _noisy(matrix: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    sigma = np.sqrt((1 / COSINE**2 - 1) / matrix.shape[1])
+    out = matrix + np.float32(sigma) * rng.standard_normal(matrix.shape, dtype=np.float32)
+    out /= np.linalg.norm(out, axis=1, keepdims=True)
+    return out.astype(np.float32, copy=False)
+
+
+def synthetic(base: index_store.LoadedIndex, k: int, seed: int = 0) -> tuple[dict[str, Any], list[Chunk], np.ndarray,
+                                                                              tuple[np.ndarray, np.ndarray, list[str]]]:
+    """The report's build replicated k times (see the module docstring): manifest, chunks, passage
+    vectors and (spans, sentence vectors, sentence texts), as the writer takes them."""
+    rng = np.random.default_rng(seed)
+    n = len(base.chunks)
+    chunks: list[Chunk] = []
+    documents: dict[str, Any] = {}
+    matrices, sentence_matrices, spans = [], [], []
+    for i in range(k):
+        for doc_id, doc in base.manifest["documents"].items():
+            new_id = doc_id if i == 0 else f"{doc_id}-copy-{i}"
+            meta = {**doc["meta"], "doc_id": new_id}
+            documents[new_id] = {**doc, "file": doc["file"] if i == 0 else f"copy-{i}-{doc['file']}", "meta": meta}
+        for c in base.chunks:
+            if i == 0:
+                chunks.append(c)
+            else:
+                new_id = f"{c.doc_id}-copy-{i}"
+                chunks.append(replace(c, doc_id=new_id, chunk_id=new_id + ":" + c.chunk_id.rsplit(":", 1)[-1]))
+        matrices.append(base.embeddings if i == 0 else _noisy(base.embeddings, rng))
+        sentence_matrices.append(base.sentence_embeddings if i == 0 else _noisy(base.sentence_embeddings, rng))
+        shifted = base.sentence_spans.copy()
+        shifted[:, 0] += i * n
+        spans.append(shifted)
+    span_array = np.concatenate(spans)
+    texts = [chunks[int(ci)].text[int(a):int(b)] for ci, a, b in span_array]
+    manifest = {key: value for key, value in base.manifest.items() if key not in ("files", "faiss")}
+    manifest["documents"] = documents
+    return manifest, chunks, np.concatenate(matrices), (span_array, np.concatenate(sentence_matrices), texts)
+
+
+def _dir_mb(folder: Path) -> float:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
+
+
+class _ReusedKeywordIndex(KeywordIndex):
+    """BM25 built once per corpus: flat and HNSW builds of one scale have the same texts, and the
+    second build takes the first's keyword index instead of spending the same half minute again
+    (the write's seconds say so). ``seconds``: time spent building, summed."""
+
+    seconds = 0.0
+    _made: ClassVar[dict[tuple[Any, ...], KeywordIndex]] = {}
+
+    @classmethod
+    def build(cls, texts: Any, languages: Any, **params: Any) -> KeywordIndex:  # type: ignore[override]
+        key = (len(texts), texts[0], texts[-1], hash(tuple(texts)), tuple(sorted(params.items())))
+        if key not in cls._made:
+            started = time.perf_counter()
+            cls._made[key] = KeywordIndex.build(texts, languages, **params)
+            cls.seconds += time.perf_counter() - started
+        return cls._made[key]
+
+
+def write(index_dir: Path, kind: str, data: tuple[Any, ...], settings: Settings) -> dict[str, float]:
+    """Write one synthetic index with the real writer; seconds of the FAISS index's construction and
+    of the whole write (BM25 of passages and sentences, files, checksums, fsync)."""
+    manifest, chunks, matrix, sentence_data = data
+    retrieval = settings.retrieval.model_copy(update={"index_type": kind})
+    timing: dict[str, float] = {}
+    real = index_store.make_faiss_index
+
+    def timed_make(m: np.ndarray, r: Any) -> Any:
+        started = time.perf_counter()
+        out = real(m, r)
+        timing["faiss"] = time.perf_counter() - started
+        return out
+
+    index_store.make_faiss_index = timed_make  # type: ignore[assignment]
+    index_store.KeywordIndex = _ReusedKeywordIndex  # type: ignore[misc]
+    try:
+        started = time.perf_counter()
+        before = _ReusedKeywordIndex.seconds
+        folder = index_store._write_and_swap(index_dir, manifest, chunks, matrix, sentence_data, settings.keyword,
+                                             retrieval)
+        timing["write"] = time.perf_counter() - started
+        timing["bm25"] = _ReusedKeywordIndex.seconds - before
+    finally:
+        index_store.make_faiss_index = real  # type: ignore[assignment]
+        index_store.KeywordIndex = KeywordIndex  # type: ignore[misc]
+    timing["faiss_mb"] = (folder / "faiss.index").stat().st_size / 1e6
+    timing["build_mb"] = _dir_mb(folder)
+    return timing
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def child(index_dir: Path, n_questions: int, repeat: int) -> dict[str, Any]:
+    """In a process of its own: load the encoder, then the index, then ask; every number it measures."""
+    engine = Engine(_settings(index_dir))
+    asked = questions(n_questions)
+    engine.embedder.encode_queries(["warm-up"])
+    rss_model = _rss_mb()
+    started = time.perf_counter()
+    engine._load()  # the synthetic build as it is: no staleness check against the real corpus
+    load_s = time.perf_counter() - started
+    rss_index = _rss_mb()
+    engine.ask("warm-up question about migration")
+    timings: dict[str, list[float]] = {p: [] for p in PARTS}
+    for _ in range(repeat):
+        for q in asked:
+            answer = engine.ask(q)
+            for part in PARTS:
+                timings[part].append(answer.timings_ms[part])
+    retriever = engine._retriever
+    assert retriever is not None
+    vectors = engine.embedder.encode_queries(asked)
+    top10 = []
+    for v in vectors:
+        scores = retriever.dense_scores(v, None)  # as retrieval runs it: the candidates' depth, HNSW's efSearch
+        top10.append([int(i) for i in np.argsort(-scores, kind="stable")[:10]])
+    return {"type": engine.index.index_type, "chunks": len(engine.index.chunks),
+            "sentences": len(engine.index.sentence_spans), "load_s": load_s, "rss_model_mb": rss_model,
+            "rss_index_mb": rss_index - rss_model, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "timings": timings, "top10": top10}
+
+
+def run(quick: bool) -> Section:
+    section = Section("scale")
+    n_questions, repeat = (12, 1) if quick else (40, 2)
+    scales = (10, 100)
+    work = Path(tempfile.mkdtemp(prefix="gcm-qa-bench-scale-"))
+    notes = [
+        "Synthetic corpora, built without the encoder (embedding is measured in the build and query sections): "
+        "copy 0 is the report, copies 1..k-1 its chunks and sentences under new ids with the same texts and "
+        f"vectors normalise(v + sigma g), g ~ N(0, I), sigma = sqrt((1/{COSINE}^2 - 1)/d): cosine ~{COSINE} to "
+        "the original.",
+        "Each index is written by the real writer (index_store._write_and_swap) and queried in a child process "
+        "of its own: warm Engine.ask with the default encoder; memory is that child's (encoder included).",
+        "recall@10: HNSW's top 10 chunk ids of the dense search (as retrieval runs it, 'candidates' deep) "
+        "against flat's, same query vectors.",
+    ]
+    details: dict[str, Any] = {"notes": notes, "transformation": {
+        "copies": "copy 0 = the report's build unchanged; copy i >= 1: doc id '<doc>-copy-<i>', chunk id "
+                  "'<doc>-copy-<i>:<n>', same texts",
+        "vectors": "normalise(v + sigma * g), g ~ N(0, I_d) per passage and per sentence, "
+                   f"sigma = sqrt((1/{COSINE}**2 - 1)/d) for a cosine of about {COSINE} to the original"},
+        "questions": n_questions, "repeat": repeat, "runs": {}}
+    try:
+        base_engine = Engine(_settings(work / "base"))
+        base_engine.build()  # the shipped vectors: nothing is embedded
+        base = base_engine.index
+        settings = base_engine.settings
+        details["report"] = {"chunks": len(base.chunks), "sentences": len(base.sentence_spans),
+                             "dimension": int(base.embeddings.shape[1])}
+        del base_engine
+        chart_labels, chart_stacks = [], {p: [] for p in ("encode", "retrieve", "answer")}
+        for k in scales:
+            _ReusedKeywordIndex._made.clear()  # one corpus's keyword indexes at a time
+            data = synthetic(base, k)
+            n_chunks, n_sentences = len(data[1]), len(data[3][0])
+            results: dict[str, dict[str, Any]] = {}
+            for kind in TYPES:
+                index_dir = work / f"x{k}-{kind}"
+                built = write(index_dir, kind, data, settings)
+                done = run_child([PYTHON, str(Path(__file__).resolve()), "--child", str(index_dir),
+                                  str(n_questions), str(repeat)])
+                if done.returncode != 0:
+                    raise RuntimeError(f"scale {k}x {kind}: the child failed:\n{done.stderr[-3000:]}")
+                measured = json.loads(done.stdout.strip().splitlines()[-1])
+                assert measured["type"] == kind and measured["chunks"] == n_chunks
+                results[kind] = measured
+                label = f"{k}x {kind}"
+                where = f"{n_chunks:,} chunks, {n_sentences:,} sentences"
+                section.add(f"{label}: FAISS index build", built["faiss"], "s", note=where)
+                if built["bm25"] > 0:
+                    section.add(f"{k}x: BM25 build (passages and sentences)", built["bm25"], "s", note=where)
+                section.add(f"{label}: whole index write", built["write"], "s",
+                            note="files, checksums, fsync" + (", BM25 built" if built["bm25"] > 0 else
+                                                              ", BM25 reused from the flat build (same texts)"))
+                section.add(f"{label}: faiss.index on disk", built["faiss_mb"], "MB")
+                section.add(f"{label}: build on disk", built["build_mb"], "MB", note="every file of the build")
+                section.add(f"{label}: index load", measured["load_s"], "s", note="checksums, arrays, BM25")
+                section.add(f"{label}: RSS growth at index load", measured["rss_index_mb"], "MB")
+                section.add(f"{label}: peak RSS of the query process", done.peak_mb, "MB",
+                            note=f"encoder {measured['rss_model_mb']:.0f} MB of it")
+                t = measured["timings"]
+                n = len(t["total"])
+                for part in PARTS:
+                    target = "<= 200 ms" if (part == "total" and k == 100) else ""
+                    p95 = percentile(t[part], 95)
+                    section.add(f"{label}: ask p50 {part}", median(t[part]), "ms", note=f"{n} asks, warm",
+                                runs=t[part])
+                    section.add(f"{label}: ask p95 {part}", p95, "ms", target, (p95 <= 200) if target else None,
+                                note=f"{n} asks ({n_questions} gold questions x {repeat})")
+                chart_labels.append(label)
+                for part in chart_stacks:
+                    chart_stacks[part].append(median(t[part]))
+                shutil.rmtree(index_dir, ignore_errors=True)
+            recall = [len(set(a) & set(b)) / 10 for a, b in
+                      zip(results["hnsw"]["top10"], results["flat"]["top10"], strict=True)]
+            value = float(np.mean(recall))
+            r = settings.retrieval
+            section.add(f"{k}x: HNSW recall@10 against flat", value, "", ">= 0.95", value >= 0.95,
+                        note=f"{len(recall)} gold questions' vectors; M {r.hnsw_m}, efConstruction "
+                             f"{r.hnsw_ef_construction}, efSearch max({r.hnsw_ef_search}, candidates {r.candidates})")
+            details["runs"][f"{k}x"] = {"chunks": n_chunks, "sentences": n_sentences,
+                                        **{kind: {key: v for key, v in r.items() if key not in ("top10", "timings")}
+                                           for kind, r in results.items()}}
+            del data
+        details["chart"] = {"title": "Warm ask p50 at scale (ms)", "unit": "ms", "target": 200.0,
+                            "labels": chart_labels, "stacks": chart_stacks}
+        section.details = details
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return section
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        print(json.dumps(child(Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))))
+        sys.exit(0)
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    started = time.perf_counter()
+    result = run(ap.parse_args().quick)
+    for row in result.rows:
+        print(f"{row.name:55} {row.value:10.4g} {row.unit:3} {row.target:10} {'' if row.ok is None else row.ok!s:6} "
+              f"{row.note}")
+    print(f"{time.perf_counter() - started:.0f} s")
