@@ -91,8 +91,8 @@ class RetrievalSettings(_Group):
     # benchmarks/bench_scale.py (EmbeddingGemma, 768 dimensions, 2 shared cores): at 47,400 passages (100 times
     # the report) the flat search for 1000 candidates costs some 5-20 ms, HNSW's 1.5-2 ms; a warm 'ask' took
     # 162 ms at the median with flat against 160 with HNSW (p95 193 against 189; retrieval 36 against 27 ms):
-    # within the 200 ms target either way. HNSW costs a 12 s build there, 17% more index on disk, and exactness:
-    # its recall@10 against flat was 0.87-0.95 on the gold questions at 100x (1.00 at 10x). So flat stays up to
+    # within the 200 ms target either way. HNSW costs a 16 s build there, 17% more index on disk, and exactness:
+    # its recall@10 against flat was 0.995 on the gold questions at 100x (1.00 at 10x). So flat stays up to
     # about 100 times the report; beyond it the flat search's linear cost starts to count (extrapolated: 50+ ms
     # at 500,000 passages).
     hnsw_min_chunks: int = Field(
@@ -100,10 +100,11 @@ class RetrievalSettings(_Group):
     )
     # On the 100x synthetic corpus, with queries made like its copies, M 32 reached only 0.93-0.95 recall@10
     # whatever efSearch (clusters of near-copies left parts of the graph out of reach); M 64 reached 1.00 from
-    # efSearch 256 (0.87-0.92 on the gold questions, above).
+    # efSearch 256. On the gold questions at 100x, efConstruction 100 gave 0.945 recall@10 and 200 gave 0.995
+    # (build 12.7 -> 16.1 s; 40 questions, same machine state).
     hnsw_m: int = Field(64, ge=4, le=256, description="HNSW: neighbours per node (more: better recall, more memory).")
     hnsw_ef_construction: int = Field(
-        100, ge=8, description="HNSW: candidate list size while building (more: a better graph, a slower build)."
+        200, ge=8, description="HNSW: candidate list size while building (more: a better graph, a slower build)."
     )
     hnsw_ef_search: int = Field(
         256, ge=8,
