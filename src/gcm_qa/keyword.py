@@ -30,11 +30,27 @@ STOPWORDS = frozenset(ENGLISH + SPANISH)
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG via print-like handlers
 
 _TOKEN = re.compile(r"\d+(?:[.,/]\d+)*|[a-z]+(?:'[a-z]+)?")
+# The same tokens in ASCII text, where \d is [0-9]: a range test instead of a Unicode category
+# lookup at every position, about twice as fast (\d still finds other scripts' digits elsewhere).
+_ASCII_TOKEN = re.compile(r"[0-9]+(?:[.,/][0-9]+)*|[a-z]+(?:'[a-z]+)?")
+_THOUSANDS = re.compile(r"\d{1,3}(,\d{3})+")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+
+
+def _drop_combining(match: re.Match[str]) -> str:
+    return "".join(ch for ch in match.group() if not unicodedata.combining(ch))
 
 
 def fold(text: str) -> str:
+    """Lower case, compatibility forms unfolded ('ﬁ' -> 'fi') and accents dropped ('Migración' ->
+    'migracion'). It runs on every chunk and sentence at every build, so ASCII text (which every
+    normalisation leaves alone) returns at once, and only runs of non-ASCII characters are looked at
+    one character at a time; the result is that of dropping every combining character of
+    NFKD(NFKC(text).lower())."""
+    if text.isascii():
+        return text.lower()
     text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).lower())
-    return "".join(ch for ch in text if not unicodedata.combining(ch))
+    return text if text.isascii() else _NON_ASCII.sub(_drop_combining, text)
 
 
 # Snowball stemmers for the languages documents are tagged with; any other language is stemmed as
@@ -50,9 +66,10 @@ def _stemmer(language: str) -> Stemmer.Stemmer:
 def tokenize(text: str, language: str = "en") -> list[str]:
     tokens: list[str] = []
     stem = _stemmer(language).stemWord
-    for tok in _TOKEN.findall(fold(text)):
+    folded = fold(text)
+    for tok in (_ASCII_TOKEN if folded.isascii() else _TOKEN).findall(folded):
         if tok[0].isdigit():
-            tok = tok.replace(",", "") if re.fullmatch(r"\d{1,3}(,\d{3})+", tok) else tok
+            tok = tok.replace(",", "") if _THOUSANDS.fullmatch(tok) else tok
             tokens.append(tok)
             continue
         if tok in STOPWORDS or len(tok) < 2:

@@ -141,7 +141,7 @@ class RetrievalSettings(_Group):
     )
     # Query-time matrix products are small (a question against 2,000 sentence vectors); two BLAS threads
     # spinning beside the encoder's own threads made a warm 'ask' 183 ms at the median instead of 109
-    # (EmbeddingGemma, 2 cores, benchmarks/bench_pipeline.py).
+    # (EmbeddingGemma, 2 cores, measured with the then benchmarks/bench_pipeline.py).
     blas_threads: int = Field(1, ge=0, description="Threads for numpy's BLAS in this process; 0 leaves its default.")
     dedup_threshold: float = Field(
         0.9, ge=0, le=1,

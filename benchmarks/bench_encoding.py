@@ -1,0 +1,106 @@
+"""Bulk encoding of the report's passages, the part of an index build that costs: the configured
+path (sentence-transformers, bfloat16 where the CPU has it, batches sorted by length) against
+float32, ONNX Runtime in float32, and ONNX Runtime with int8 weights (onnxruntime's dynamic
+quantiser), on the same passages in the same run, with each one's cosine to float32.
+
+int8 would be used for bulk encoding only if it were faster than the configured path and the
+tuning set's hit@5 stayed within 0.01; this section measures the first condition (and the cosine,
+which bounds the second). The int8 model is made once (about 2.5 minutes) into the model cache's
+``onnx-int8`` folder; ``--quick`` measures it only when it is already there.
+
+    .venv/bin/python benchmarks/bench_encoding.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from common import ROOT, Section, timed
+
+from gcm_qa import models
+from gcm_qa.embedder import load_embedder
+from gcm_qa.engine import Engine
+from gcm_qa.onnx_encoder import MODEL_FILE, OnnxEncoder
+from gcm_qa.settings import EmbeddingSettings, Settings
+
+
+def int8_model(onnx_dir: Path, make: bool) -> Path | None:
+    """The int8 copy of the ONNX export (made here when ``make``)."""
+    target = onnx_dir.parent / "onnx-int8"
+    if (target / MODEL_FILE).is_file():
+        return target
+    if not make:
+        return None
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    work = Path(tempfile.mkdtemp(prefix=".onnx-int8-", dir=onnx_dir.parent))
+    for name in ("config.json", "tokenizer.json"):
+        shutil.copy(onnx_dir / name, work / name)
+    quantize_dynamic(str(onnx_dir / MODEL_FILE), str(work / MODEL_FILE), weight_type=QuantType.QInt8,
+                     per_channel=True, use_external_data_format=True)
+    work.rename(target)
+    return target
+
+
+def passages(n: int) -> list[str]:
+    """The first ``n`` of the report's passages as the index embeds them (its own chunker)."""
+    work = Path(tempfile.mkdtemp(prefix="gcm-qa-bench-enc-"))
+    try:
+        engine = Engine(Settings.model_validate({"paths": {
+            "corpus_dir": ROOT / "corpus", "index_dir": work / "index", "vectors_dir": ROOT / "index" / "vectors"}}))
+        engine.build()
+        return [c.embed_text() for c in engine.index.chunks[:n]]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(quick: bool) -> Section:
+    section = Section("bulk encoding")
+    settings = Settings()
+    cache = settings.paths.cache_dir
+    gemma = models.PACKAGED["embeddinggemma-300m"]
+    onnx_dir = models.onnx_folder(gemma, cache)
+    texts = passages(32 if quick else 96)
+    configured = load_embedder(EmbeddingSettings(query_backend="sentence-transformers"), cache)
+    fp32 = load_embedder(EmbeddingSettings(query_backend="sentence-transformers", dtype="float32"), cache)
+    paths = {f"sentence-transformers, {configured.dtype} (configured)": configured.encode_documents,
+             "sentence-transformers, float32": fp32.encode_documents}
+    if onnx_dir is not None:
+        ort32 = OnnxEncoder(onnx_dir)
+        paths["ONNX Runtime, float32"] = lambda t: ort32.encode(t, "document")
+        int8_dir = int8_model(onnx_dir, make=not quick)
+        if int8_dir is not None:
+            ort8 = OnnxEncoder(int8_dir)
+            paths["ONNX Runtime, int8 weights"] = lambda t: ort8.encode(t, "document")
+    for encode in paths.values():
+        encode(texts[:4])  # warm-up
+    reference = fp32.encode_documents(texts)
+    speeds: dict[str, float] = {}
+    for name, encode in paths.items():
+        seconds, vectors = timed(lambda encode=encode: encode(texts))
+        speeds[name] = len(texts) / seconds
+        cosine = np.sum(np.asarray(vectors) * reference, axis=1)
+        section.add(f"passages/s, {name}", speeds[name], "/s", note=f"{len(texts)} report passages")
+        section.add(f"least cosine to float32, {name}", float(cosine.min()), "", note=f"median {np.median(cosine):.4f}")
+    base = speeds[next(iter(paths))]
+    for name, speed in speeds.items():
+        section.add(f"speed vs configured, {name}", speed / base, "x")
+    section.details = {"passages": len(texts), "int8": "measured" if "ONNX Runtime, int8 weights" in paths else
+                       "not measured (quick mode makes no int8 model; run without --quick once)",
+                       "measured at": time.strftime("%H:%M:%S")}
+    return section
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    result = run(ap.parse_args().quick)
+    for row in result.rows:
+        print(f"{row.name:70} {row.value:8.4g} {row.unit:3} {row.note}")
+    print(json.dumps(result.details))

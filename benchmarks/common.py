@@ -1,0 +1,113 @@
+"""What every benchmark of the suite shares: one row format, medians over repeats, peak memory of a
+child process, and the paths of the repository.
+
+Each benchmark module has ``run(quick: bool) -> Section``; ``benchmarks/run.py`` calls them in one
+process run, one after another, so that the comparisons inside a section (gcm-qa against the LangChain
+pipeline, ONNX against sentence-transformers, flat against HNSW) meet the same machine state.
+Speed is measured here and printed; nothing here asserts a time (tests never do either).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+GOLD = ROOT / "eval" / "gold.jsonl"
+REPORT = ROOT / "corpus" / "gcm-regional-review-lac-2022.txt"
+
+
+@dataclass
+class Row:
+    """One measured number. ``target``: the goal as text ('<= 3 s'), and ``ok`` whether it is met
+    (None when there is no target); ``runs``: every repeat, the value being their median."""
+
+    section: str
+    name: str
+    value: float
+    unit: str
+    target: str = ""
+    ok: bool | None = None
+    note: str = ""
+    runs: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Section:
+    """A benchmark's rows, and anything else it wants kept in latest.json (``details``)."""
+
+    name: str
+    rows: list[Row] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def add(self, name: str, value: float, unit: str, target: str = "", ok: bool | None = None, note: str = "",
+            runs: Sequence[float] = ()) -> Row:
+        row = Row(self.name, name, float(value), unit, target, ok, note, [float(r) for r in runs])
+        self.rows.append(row)
+        return row
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "seconds": round(self.seconds, 1), "rows": [asdict(r) for r in self.rows],
+                "details": self.details}
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values)) if values else float("nan")
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0-100), by linear interpolation as numpy does."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    """Wall seconds of one call, and what it returned."""
+    started = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - started, result
+
+
+@dataclass
+class ChildRun:
+    seconds: float
+    peak_mb: float  # the child's peak resident memory
+    stdout: str
+    stderr: str
+    returncode: int
+
+
+def run_child(args: Sequence[str], env: dict[str, str] | None = None, cwd: Path = ROOT,
+              timeout: float = 1800) -> ChildRun:
+    """Run a command in a fresh process: its wall time and peak memory (RUSAGE_CHILDREN's maximum is
+    over every child so far, so the command runs under /usr/bin/time-like accounting of its own:
+    a wrapper Python process that reports its child's ru_maxrss)."""
+    wrapper = ("import json,resource,subprocess,sys,time;t=time.perf_counter();"
+               "p=subprocess.run(sys.argv[1:],capture_output=True,text=True);"
+               "s=time.perf_counter()-t;r=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss;"
+               "print(json.dumps({'s':s,'kb':r,'out':p.stdout,'err':p.stderr,'rc':p.returncode}))")
+    full_env = {**os.environ, **(env or {})}
+    done = subprocess.run([PYTHON, "-c", wrapper, *args], capture_output=True, text=True, env=full_env,
+                          cwd=cwd, timeout=timeout, check=True)
+    data = json.loads(done.stdout)
+    return ChildRun(data["s"], data["kb"] / 1024, data["out"], data["err"], data["rc"])
+
+
+def peak_mb() -> float:
+    """This process's peak resident memory so far."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
