@@ -22,6 +22,7 @@ import platform
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +135,12 @@ def main() -> None:
     for name in wanted:
         print(f"== {name} ...", flush=True)
         t = time.perf_counter()
-        section = importlib.import_module(SECTIONS[name]).run(args.quick)
+        try:
+            section = importlib.import_module(SECTIONS[name]).run(args.quick)
+        except Exception as exc:  # one broken section must not lose the others' numbers
+            traceback.print_exc()
+            section = Section(name, details={"error": f"{type(exc).__name__}: {exc}",
+                                             "notes": [f"this section failed: {type(exc).__name__}: {exc}"]})
         section.seconds = time.perf_counter() - t
         sections.append(section)
         print(table([section]), flush=True)
