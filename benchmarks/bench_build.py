@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import PYTHON, REPORT, ROOT, Row, Section, median, run_child
+from common import PYTHON, REPORT, ROOT, Section, median, print_rows, run_child
 
 SECTION = "index build"
 PREFIX_FRACTION = 0.25  # of the report's characters, in quick mode
@@ -343,14 +343,6 @@ def run(quick: bool) -> Section:
 
 def section_value(section: Section, name: str) -> float:
     return next(r.value for r in section.rows if r.name == name)
-
-
-def print_rows(rows: list[Row]) -> None:
-    for row in rows:
-        mark = "" if row.ok is None else (" ok" if row.ok else " MISSED")
-        target = f" (target {row.target}{mark})" if row.target else ""
-        runs = f"  runs {[round(r, 2) for r in row.runs]}" if len(row.runs) > 1 else ""
-        print(f"{row.name:52s} {row.value:10.3f} {row.unit:8s}{target}  {row.note}{runs}")
 
 
 def main() -> None:

@@ -7,7 +7,6 @@ measured), and ``gcm-qa chat`` until its page answers over HTTP.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import socket
@@ -17,7 +16,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import PYTHON, ROOT, Section, median, run_child
+from common import PYTHON, ROOT, Section, main, median, run_child
 
 CLI = str(Path(PYTHON).parent / "gcm-qa")
 QUESTION = "How many States submitted voluntary reports?"
@@ -106,8 +105,4 @@ def run(quick: bool) -> Section:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
-    result = run(ap.parse_args().quick)
-    for row in result.rows:
-        print(f"{row.name:55} {row.value:8.3g} {row.unit:3} {row.target:10} {row.note}")
+    main(run)

@@ -13,15 +13,13 @@ which bounds the second). The int8 model is made once (about 2.5 minutes) into t
 
 from __future__ import annotations
 
-import argparse
-import json
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from common import ROOT, Section, timed
+from common import ROOT, Section, main, timed
 
 from gcm_qa import models
 from gcm_qa.embedder import load_embedder
@@ -98,9 +96,4 @@ def run(quick: bool) -> Section:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
-    result = run(ap.parse_args().quick)
-    for row in result.rows:
-        print(f"{row.name:70} {row.value:8.4g} {row.unit:3} {row.note}")
-    print(json.dumps(result.details))
+    main(run)

@@ -23,7 +23,6 @@ was and as it is.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import cProfile
 import io
@@ -40,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common import REPORT, ROOT, Row, Section, median
+from common import REPORT, ROOT, Section, main, median
 
 from gcm_qa import keyword
 from gcm_qa.embedder import Embedder
@@ -390,20 +389,8 @@ def run(quick: bool) -> Section:
     return section
 
 
-def print_rows(rows: list[Row]) -> None:
-    for row in rows:
-        mark = "" if row.ok is None else (" ok" if row.ok else " MISSED")
-        target = f" (target {row.target}{mark})" if row.target else ""
-        runs = f"  runs {[round(r, 2) for r in row.runs]}" if len(row.runs) > 1 else ""
-        print(f"{row.name:36s} {row.value:9.2f} {row.unit:3s}{target}  {row.note}{runs}")
-
-
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
-    args = ap.parse_args()
-    result = run(args.quick)
-    print_rows(result.rows)
+    result = main(run)
     profile = result.details["profile"]
     print(f"profile at N={profile['n']} of {profile['build']} ({profile['wall_s_under_cprofile']} s under cProfile):")
     for stage, seconds in profile["stages_s"].items():

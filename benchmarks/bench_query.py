@@ -10,14 +10,13 @@ and answer each question in turn, so machine noise falls on both alike.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
-from common import GOLD, ROOT, Section, median, percentile, timed
+from common import GOLD, ROOT, Section, main, median, percentile, timed
 
 from gcm_qa.embedder import load_embedder
 from gcm_qa.engine import Engine
@@ -102,8 +101,4 @@ def run(quick: bool) -> Section:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
-    result = run(ap.parse_args().quick)
-    for row in result.rows:
-        print(f"{row.name:60} {row.value:10.4g} {row.unit:3} {row.target:10} {row.note}")
+    main(run)

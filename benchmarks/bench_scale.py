@@ -16,7 +16,6 @@ flat's on the same query vectors: the top 10 chunk ids of the dense search as re
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
@@ -32,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import GOLD, PYTHON, ROOT, Section, median, percentile, run_child
+from common import GOLD, PYTHON, ROOT, Section, main, median, percentile, run_child
 
 from gcm_qa import index_store
 from gcm_qa.engine import Engine
@@ -280,11 +279,4 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         print(json.dumps(child(Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))))
         sys.exit(0)
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
-    started = time.perf_counter()
-    result = run(ap.parse_args().quick)
-    for row in result.rows:
-        print(f"{row.name:55} {row.value:10.4g} {row.unit:3} {row.target:10} {'' if row.ok is None else row.ok!s:6} "
-              f"{row.note}")
-    print(f"{time.perf_counter() - started:.0f} s")
+    main(run)

@@ -9,6 +9,7 @@ Speed is measured here and printed; nothing here asserts a time (tests never do 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
@@ -111,3 +112,21 @@ def run_child(args: Sequence[str], env: dict[str, str] | None = None, cwd: Path 
 def peak_mb() -> float:
     """This process's peak resident memory so far."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def print_rows(rows: Sequence[Row]) -> None:
+    """The rows as a table, with each target and whether it is met, and the repeats."""
+    for row in rows:
+        mark = "" if row.ok is None else (" ok" if row.ok else " MISSED")
+        target = f" (target {row.target}{mark})" if row.target else ""
+        runs = f"  runs {[round(r, 2) for r in row.runs]}" if len(row.runs) > 1 else ""
+        print(f"{row.name:60s} {row.value:10.4g} {row.unit:8s}{target}  {row.note}{runs}")
+
+
+def main(run: Callable[[bool], Section]) -> Section:
+    """One benchmark on its own (``python benchmarks/bench_x.py [--quick]``): run, print its rows."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="fewer repeats and questions")
+    section = run(ap.parse_args().quick)
+    print_rows(section.rows)
+    return section

@@ -46,8 +46,10 @@ def machine() -> dict[str, Any]:
                    if line.startswith("model name"))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                             check=False).stdout.strip()
-    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                                capture_output=True, text=True, check=False).stdout.strip())
+    # "+changes": the code measured differs from the commit (documentation edits do not count)
+    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "src", "benchmarks",
+                                 "pyproject.toml", "constraints.txt"], cwd=ROOT, capture_output=True, text=True,
+                                check=False).stdout.strip())
     versions = {}
     for name in PACKAGES:
         try:
