@@ -88,10 +88,10 @@ class RetrievalSettings(_Group):
         "graph (approximate, faster on large corpora); 'auto' takes flat below hnsw_min_chunks passages and HNSW "
         "at or above it.",
     )
-    # benchmarks/bench_scale.py (EmbeddingGemma, 768 dimensions, 2 shared cores): at 47,400 passages (100 times
-    # the report) the flat search for 1000 candidates costs some 5-20 ms, HNSW's 1.5-2 ms; a warm 'ask' took
-    # 162 ms at the median with flat against 160 with HNSW (p95 193 against 189; retrieval 36 against 27 ms):
-    # within the 200 ms target either way. HNSW costs a 16 s build there, 17% more index on disk, and exactness:
+    # benchmarks/bench_scale.py (EmbeddingGemma, 768 dimensions, 2 cores; benchmarks/results): at 47,400 passages
+    # (100 times the report) the flat search for 1000 candidates costs some 5-20 ms, HNSW's 1.5-2 ms; a warm 'ask'
+    # took 61 ms at the median with flat against 65 with HNSW (p95 77 against 84; retrieval 19 against 16 ms):
+    # within the 200 ms target either way. HNSW costs an 18 s build there, 17% more index on disk, and exactness:
     # its recall@10 against flat was 0.995 on the gold questions at 100x (1.00 at 10x). So flat stays up to
     # about 100 times the report; beyond it the flat search's linear cost starts to count (extrapolated: 50+ ms
     # at 500,000 passages).
