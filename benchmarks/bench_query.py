@@ -10,13 +10,12 @@ and answer each question in turn, so machine noise falls on both alike.
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
-from common import GOLD, ROOT, Section, main, median, percentile, timed
+from common import ROOT, Section, gold_questions, main, median, percentile, timed
 
 from gcm_qa.embedder import load_embedder
 from gcm_qa.engine import Engine
@@ -33,17 +32,11 @@ def _settings(work: Path, backend: str) -> Settings:
     })
 
 
-def questions(limit: int | None = None) -> list[str]:
-    rows = [json.loads(line) for line in GOLD.read_text(encoding="utf-8").splitlines() if line.strip()]
-    found = [r["question"] for r in rows]
-    return found[:limit] if limit else found
-
-
 def run(quick: bool) -> Section:
     section = Section("warm query")
     work = Path(tempfile.mkdtemp(prefix="gcm-qa-bench-query-"))
     try:
-        asked = questions(40 if quick else None)
+        asked = gold_questions(40 if quick else None)
         onnx = Engine(_settings(work, "onnx"))
         load_onnx, _ = timed(lambda: onnx.embedder)
         build_s, _ = timed(onnx.build)
@@ -77,7 +70,7 @@ def run(quick: bool) -> Section:
 
         # how alike: ONNX against sentence-transformers in float32 (the export's own precision) and in
         # the precision documents are embedded in here (bfloat16 where the CPU has it)
-        every = questions()
+        every = gold_questions()
         cache = onnx.settings.paths.cache_dir
         fp32 = load_embedder(EmbeddingSettings(query_backend="sentence-transformers", dtype="float32"), cache)
         ours = onnx.embedder.encode_queries(every)

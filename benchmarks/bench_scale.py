@@ -31,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import GOLD, PYTHON, ROOT, Section, main, median, percentile, run_child
+from common import PYTHON, ROOT, Section, gold_questions, main, median, percentile, run_child
 
 from gcm_qa import index_store
 from gcm_qa.engine import Engine
@@ -49,12 +49,6 @@ def _settings(index_dir: Path, **retrieval: Any) -> Settings:
         "paths": {"corpus_dir": ROOT / "corpus", "index_dir": index_dir, "vectors_dir": ROOT / "index" / "vectors"},
         "retrieval": retrieval,
     })
-
-
-def questions(limit: int | None = None) -> list[str]:
-    rows = [json.loads(line) for line in GOLD.read_text(encoding="utf-8").splitlines() if line.strip()]
-    found = [r["question"] for r in rows]
-    return found[:limit] if limit else found
 
 
 def _noisy(matrix: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -157,7 +151,7 @@ def _rss_mb() -> float:
 def child(index_dir: Path, n_questions: int, repeat: int) -> dict[str, Any]:
     """In a process of its own: load the encoder, then the index, then ask; every number it measures."""
     engine = Engine(_settings(index_dir))
-    asked = questions(n_questions)
+    asked = gold_questions(n_questions)
     engine.embedder.encode_queries(["warm-up"])
     rss_model = _rss_mb()
     started = time.perf_counter()

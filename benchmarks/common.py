@@ -22,6 +22,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from gcm_qa.evaluation.gold import load_gold
+
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 GOLD = ROOT / "eval" / "gold.jsonl"
@@ -68,13 +72,14 @@ def median(values: Sequence[float]) -> float:
 
 
 def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0-100), by linear interpolation as numpy does."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q / 100
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+    """The q-th percentile (0-100), numpy's linear interpolation; NaN for no values."""
+    return float(np.percentile(values, q)) if len(values) else float("nan")
+
+
+def gold_questions(limit: int | None = None) -> list[str]:
+    """The gold set's questions, in file order (the first ``limit`` of them)."""
+    found = [q.question for q in load_gold(GOLD)]
+    return found[:limit] if limit else found
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
