@@ -490,18 +490,26 @@ COMMANDS = {"index": cmd_index, "add": cmd_add, "ask": cmd_ask, "compare": cmd_c
             "chat": cmd_chat, "eval": cmd_eval, "models": cmd_models}
 
 
+# Errors whose message is the whole answer to the user, by the module that defines each.
+USER_ERRORS = {"gcm_qa.engine": "QuestionError", "gcm_qa.index_store": "IndexMissingError",
+               "gcm_qa.loaders": "DocumentError", "gcm_qa.models": "ModelError"}
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """The user-error classes, taken from the modules already imported: an error of a module never
+    imported cannot have been raised, and importing them up front (the engine and its index) cost
+    every command, an empty question's error included, half a second before it could answer."""
+    found = [getattr(sys.modules[module], name) for module, name in USER_ERRORS.items() if module in sys.modules]
+    return (CliError, FileNotFoundError, *found)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, format="%(message)s")
-    from gcm_qa.engine import QuestionError
-    from gcm_qa.index_store import IndexMissingError
-    from gcm_qa.loaders import DocumentError
-    from gcm_qa.models import ModelError
-
     try:
         return COMMANDS[args.command](args)
-    except (CliError, QuestionError, DocumentError, ModelError, IndexMissingError, FileNotFoundError) as exc:
+    except _user_errors() as exc:
         print(f"gcm-qa: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except ValidationError as exc:
