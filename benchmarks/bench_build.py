@@ -1,8 +1,10 @@
 """Benchmark: building the index of the shipped report, gcm-qa against the LangChain tutorial pipeline.
 
 Both pipelines embed everything with the same encoder (the configured EmbeddingGemma, loaded by
-gcm-qa's own loader, bfloat16 on a CPU with native bf16), each in a child process of its own so its
-peak memory is its own, and alternate within a repeat (gcm-qa, LangChain, gcm-qa, LangChain ...):
+gcm-qa's own loader), each in a child process of its own so its peak memory is its own, and alternate
+within a repeat (gcm-qa, LangChain, gcm-qa, LangChain ...). gcm-qa runs it as it is configured (its
+ONNX export in ONNX Runtime, float32, when installed); the tutorial as the tutorial does, through
+sentence-transformers (bfloat16 on a CPU with native bf16, else float32):
 
 * gcm-qa: ``Engine(settings).build()`` over a corpus folder holding the report with the shipped
   manifest and profile, a fresh ``index_dir`` and ``vectors_dir`` pointing at an empty folder, so
@@ -41,19 +43,31 @@ from common import PYTHON, REPORT, ROOT, Section, median, print_rows, run_child
 
 SECTION = "index build"
 PREFIX_FRACTION = 0.25  # of the report's characters, in quick mode
-FMA_PIPES, FP32_LANES = 2, 16  # Zen 5 with AVX-512: two 512-bit FMA pipes per core
+FMA_PIPES = 2  # Zen 3 to Zen 5 and recent Intel cores: two FMA pipes per core, 256 or 512 bits wide
 PIPELINES = ("gcm-qa", "langchain")
 
 
 # --- children ------------------------------------------------------------------------------------
 
 
-def _token_stats(model: Any, texts: list[str], prompt: str) -> dict[str, float]:
-    """Tokens per text as the model sees it (prompt prepended, truncated at its max length)."""
-    tokenizer = model.tokenizer
-    limit = int(model.max_seq_length or 10**9)
-    lengths = [min(len(ids), limit) for ids in tokenizer([prompt + t for t in texts])["input_ids"]]
+def _token_stats(embedder: Any, texts: list[str]) -> dict[str, float]:
+    """Tokens per text as the encoder sees it ('document' prompt prepended, truncated at its max length)."""
+    if embedder.onnx is not None:
+        onnx = embedder.onnx
+        prefixed = [onnx.prompts.get("document", "") + t for t in texts]
+        lengths = [len(e.ids) for e in onnx.tokenizer.encode_batch(prefixed)]  # truncation is set on it
+    else:
+        model = embedder.model
+        limit = int(model.max_seq_length or 10**9)
+        prefixed = [model.prompts.get("document", "") + t for t in texts]
+        lengths = [min(len(ids), limit) for ids in model.tokenizer(prefixed)["input_ids"]]
     return {"texts": len(lengths), "tokens": float(sum(lengths)), "tokens_sq": float(sum(n * n for n in lengths))}
+
+
+def _runtime(embedder: Any) -> str:
+    if embedder.onnx is not None:
+        return "ONNX Runtime float32"
+    return f"sentence-transformers {str(embedder.dtype).removeprefix('torch.')}"
 
 
 def _model_shape(model: Any) -> dict[str, float]:
@@ -79,8 +93,9 @@ def child_gcm(corpus_dir: Path, work: Path) -> dict[str, Any]:
     data["paths"] = {"corpus_dir": corpus_dir, "index_dir": work / "index", "vectors_dir": empty}
     engine = Engine(Settings.model_validate(data))
     started = time.perf_counter()
-    embedder = engine.embedder
-    model = embedder.model  # type: ignore[attr-defined]
+    embedder: Any = engine.embedder
+    if embedder.onnx is None:
+        embedder.model  # noqa: B018 - loaded before the build, so that load and build are timed apart
     load_s = time.perf_counter() - started
     embed_s = 0.0
     encode = embedder.encode_documents
@@ -99,14 +114,12 @@ def child_gcm(corpus_dir: Path, work: Path) -> dict[str, Any]:
     index = engine.index
     chunk_texts = [c.embed_text() for c in index.chunks]
     sentences = [index.chunks[int(ci)].text[int(a):int(b)] for ci, a, b in index.sentence_spans]
-    prompt = model.prompts.get("document", "")
     return {"load_s": load_s, "build_s": build_s, "embed_s": embed_s, "chunks": report.chunks,
             "embedded_chunks": report.embedded, "embedded_sentences": report.embedded_sentences,
-            "dtype": str(getattr(embedder, "dtype", "")), "batch_size": embedder.batch_size,  # type: ignore[attr-defined]
-            "chunk_tokens": _token_stats(model, list(dict.fromkeys(chunk_texts)), prompt),
-            "sentence_tokens": _token_stats(model, [s for s in dict.fromkeys(sentences) if s not in set(chunk_texts)],
-                                            prompt),
-            "shape": _model_shape(model), "prompt": prompt}
+            "runtime": _runtime(embedder), "batch_size": embedder.batch_size,
+            "chunk_tokens": _token_stats(embedder, list(dict.fromkeys(chunk_texts))),
+            "sentence_tokens": _token_stats(embedder, [s for s in dict.fromkeys(sentences)
+                                                       if s not in set(chunk_texts)])}
 
 
 def child_langchain(corpus_dir: Path) -> dict[str, Any]:
@@ -120,8 +133,9 @@ def child_langchain(corpus_dir: Path) -> dict[str, Any]:
 
     settings = Settings()
     started = time.perf_counter()
-    embedder = load_embedder(settings.embedding, settings.paths.cache_dir)
-    model = embedder.model  # type: ignore[attr-defined]
+    tutorial = settings.embedding.model_copy(update={"backend": "sentence-transformers"})  # as the tutorial runs it
+    embedder: Any = load_embedder(tutorial, settings.paths.cache_dir)
+    model = embedder.model
     load_s = time.perf_counter() - started
     batch_size = settings.embedding.batch_size
     timing = {"embed_s": 0.0}
@@ -148,8 +162,8 @@ def child_langchain(corpus_dir: Path) -> dict[str, Any]:
     store = FAISS.from_texts(texts, STEmbeddings())
     build_s = time.perf_counter() - started
     return {"load_s": load_s, "build_s": build_s, "embed_s": timing["embed_s"], "chunks": len(texts),
-            "vectors": int(store.index.ntotal), "dtype": str(getattr(embedder, "dtype", "")), "batch_size": batch_size,
-            "chunk_tokens": _token_stats(model, texts, model.prompts.get("document", "")), "shape": _model_shape(model)}
+            "vectors": int(store.index.ntotal), "runtime": _runtime(embedder), "batch_size": batch_size,
+            "chunk_tokens": _token_stats(embedder, texts), "shape": _model_shape(model)}
 
 
 def child_matmul() -> dict[str, Any]:
@@ -252,27 +266,26 @@ def run(quick: bool) -> Section:
     cpu = cpu_info()
     ghz = (cpu.get("mhz") or 0) / 1000
     cores = int(cpu.get("cores") or 1)
-    peak_gflops = cores * ghz * FMA_PIPES * FP32_LANES * 2
+    lanes = 16 if cpu.get("avx512f") else 8  # fp32 lanes of one FMA: AVX-512 or AVX2
+    native_bf16 = bool(cpu.get("avx512_bf16"))
+    peak_gflops = cores * ghz * FMA_PIPES * lanes * 2
+    bf16_note = (f"torch bf16 matmul {matmul['torch_bf16_gflops']:.0f} GFLOP/s (AVX512_BF16 dot products can in "
+                 "principle double the fp32 rate)" if native_bf16 else
+                 "this CPU has no native bf16, so torch computes in float32")
     section.details.update(
         mode="quick" if quick else "full", load_average_at_start=load_at_start, repeats=repeats, cpu=cpu, matmul=matmul,
         assumptions={
             "fp32_peak": f"{cores} cores x {ghz:.2f} GHz (/proc/cpuinfo 'cpu MHz', the nominal clock seen by the VM; "
-                         f"boost unknown) x {FMA_PIPES} FMA pipes x {FP32_LANES} fp32 lanes x 2 FLOP = "
+                         f"boost unknown) x {FMA_PIPES} FMA pipes x {lanes} fp32 lanes x 2 FLOP = "
                          f"{peak_gflops:.0f} GFLOP/s",
             "practical_ceiling": f"numpy float32 {matmul['n']}x{matmul['n']} matmul on all cores: "
                                  f"{matmul['numpy_fp32_gflops']:.0f} GFLOP/s "
-                                 f"({matmul['numpy_fp32_gflops'] / peak_gflops:.0%} of the assumed peak); torch bf16 "
-                                 f"matmul {matmul['torch_bf16_gflops']:.0f} GFLOP/s (the encoder computes in bf16; "
-                                 "AVX512_BF16 dot products can in principle double the fp32 rate)",
-            "clock_from_matmul": f"numpy fp32 matmul rate / ({cores} cores x {2 * FMA_PIPES * FP32_LANES} FLOP/cycle)"
+                                 f"({matmul['numpy_fp32_gflops'] / peak_gflops:.0%} of the assumed peak); {bf16_note}",
+            "clock_from_matmul": f"numpy fp32 matmul rate / ({cores} cores x {2 * FMA_PIPES * lanes} FLOP/cycle)"
                                  " = "
-                                 f"{matmul['numpy_fp32_gflops'] / (cores * 2 * FMA_PIPES * FP32_LANES):.2f} GHz: "
+                                 f"{matmul['numpy_fp32_gflops'] / (cores * 2 * FMA_PIPES * lanes):.2f} GHz: "
                                  "the clock at which that matmul would fill both FMA pipes every cycle (a lower "
-                                 "bound on the clock, not a measurement of it; other processes share these cores); "
-                                 f"torch bf16 matmul / ({cores} cores x {4 * FMA_PIPES * FP32_LANES} FLOP/cycle, "
-                                 "AVX512_BF16 dot products at twice the fp32 FMA rate) = "
-                                 f"{matmul['torch_bf16_gflops'] / (cores * 4 * FMA_PIPES * FP32_LANES):.2f} GHz, "
-                                 "likewise a lower bound",
+                                 "bound on the clock, not a measurement of it; other processes share these cores)",
             "flops_per_text": "2 x non-embedding parameters x tokens + 4 x layers x tokens^2 x hidden (QK^T and AV); "
                               "tokens with the model's tokenizer, 'document' prompt included, padding not counted, "
                               "layer norms, softmax and activations not counted",
@@ -282,10 +295,10 @@ def run(quick: bool) -> Section:
         runs=results,
     )
     scope = f"first {fraction:.0%} of the report" if fraction < 1 else "whole report"
+    shape = results["langchain"][0]["shape"]  # one encoder; the tutorial's child loads it in torch, ours needn't
     for pipeline in PIPELINES:
         runs = results[pipeline]
         first = runs[0]
-        shape = first["shape"]
         build = [d["build_s"] for d in runs]
         embed = [d["embed_s"] for d in runs]
         chunks = first["chunks"]
@@ -300,7 +313,7 @@ def run(quick: bool) -> Section:
         else:
             embedded = first["chunks"]
             what = f"{first['chunks']} chunks embedded (1000/200 characters)"
-        note = f"{scope}; {what}; {first['dtype']}, batch {first['batch_size']}"
+        note = f"{scope}; {what}; {first['runtime']}, batch {first['batch_size']}"
         section.add(f"{pipeline}: build seconds", median(build), "s", note=note, runs=build)
         section.add(f"{pipeline}: seconds inside the encoder", median(embed), "s", runs=embed)
         section.add(f"{pipeline}: texts embedded", embedded, "texts", note=what)
@@ -321,9 +334,11 @@ def run(quick: bool) -> Section:
                     note=f"{limit_peak / measured:.1f}x the measured chunks/s")
         section.add(f"{pipeline}: chunks/s limit at measured matmul rate", limit_matmul, "chunks/s",
                     note=f"{limit_matmul / measured:.1f}x the measured chunks/s")
-        limit_bf16 = chunks / (flops / (matmul["torch_bf16_gflops"] * 1e9))
-        section.add(f"{pipeline}: chunks/s limit at measured bf16 matmul rate", limit_bf16, "chunks/s",
-                    note=f"{limit_bf16 / measured:.1f}x the measured chunks/s (torch bf16 matmul, the encoder's dtype)")
+        if native_bf16 and "bfloat16" in first["runtime"]:
+            limit_bf16 = chunks / (flops / (matmul["torch_bf16_gflops"] * 1e9))
+            section.add(f"{pipeline}: chunks/s limit at measured bf16 matmul rate", limit_bf16, "chunks/s",
+                        note=f"{limit_bf16 / measured:.1f}x the measured chunks/s (torch bf16 matmul, the encoder's "
+                             "dtype)")
         section.add(f"{pipeline}: achieved share of fp32 peak", flops / median(embed) / (peak_gflops * 1e9), "ratio",
                     note=f"{flops / median(embed) / 1e9:.0f} GFLOP/s inside the encoder; "
                          f"{flops / median(build) / 1e9:.0f} GFLOP/s over the whole build")

@@ -72,7 +72,7 @@ def run(quick: bool) -> Section:
             for label, backend in BACKENDS.items():
                 if quick and label != "ONNX" and i > 0:
                     continue  # the slow path once in quick mode
-                done = run_child([CLI, "ask", QUESTION], env={**base, "GCM_QA_EMBEDDING__QUERY_BACKEND": backend})
+                done = run_child([CLI, "ask", QUESTION], env={**base, "GCM_QA_EMBEDDING__BACKEND": backend})
                 if done.returncode:
                     raise RuntimeError(f"gcm-qa ask failed: {done.stderr[-500:]}")
                 asks[label].append(done.seconds)
@@ -88,7 +88,7 @@ def run(quick: bool) -> Section:
         chats: dict[str, list[float]] = {k: [] for k in BACKENDS}
         for _ in range(1 if quick else 3):
             for label, backend in BACKENDS.items():
-                chats[label].append(chat_until_page({**base, "GCM_QA_EMBEDDING__QUERY_BACKEND": backend}))
+                chats[label].append(chat_until_page({**base, "GCM_QA_EMBEDDING__BACKEND": backend}))
         for label in BACKENDS:
             section.add(f"gcm-qa chat until its page answers ({label})", median(chats[label]), "s",
                         note=f"median of {len(chats[label])}", runs=chats[label])

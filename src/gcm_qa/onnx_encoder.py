@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -185,15 +185,22 @@ class OnnxEncoder:
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(self.max_tokens)
 
-    def encode(self, texts: Sequence[str], prompt: str | None, batch_size: int = 16) -> np.ndarray:
-        """L2-normalised float32 vectors; ``prompt`` names one of the model's prompts ('query')."""
+    def encode(self, texts: Sequence[str], prompt: str | None, batch_size: int = 16,
+               progress: bool = False) -> np.ndarray:
+        """L2-normalised float32 vectors; ``prompt`` names one of the model's prompts ('query',
+        'document'); ``progress`` shows a bar over the batches (a build embeds thousands of texts)."""
         prefix = self.prompts.get(prompt, "") if prompt else ""
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return out
         encodings = self.tokenizer.encode_batch([prefix + t for t in texts])
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))  # batches of like lengths pad little
-        for start in range(0, len(order), batch_size):
+        starts: Iterable[int] = range(0, len(order), batch_size)
+        if progress:  # tqdm is imported only for a build; a question's start-up stays lean
+            from tqdm import tqdm
+
+            starts = tqdm(starts, desc="Embedding", unit="batch", leave=False)
+        for start in starts:
             rows = order[start : start + batch_size]
             width = max(len(encodings[i].ids) for i in rows)
             ids = np.zeros((len(rows), width), dtype=np.int64)

@@ -43,7 +43,10 @@ class EmbeddingSettings(_Group):
         "'packaged:multilingual-e5-small', 'packaged:all-MiniLM-L6-v2'; see 'gcm-qa models') or any "
         "sentence-transformers model name or local path.",
     )
-    batch_size: int = Field(16, ge=1, description="Texts per encode batch.")
+    # ONNX Runtime, EmbeddingGemma, 148 report passages and sentences on 2 cores (Zen 3, AVX2): batches of
+    # 1, 2, 4, 8, 16, 32 took 26.3, 22.3, 20.3, 20.4, 23.9, 26.3 s (texts are sorted by length first, so
+    # larger batches pad little; they lose on cache and threading instead).
+    batch_size: int = Field(8, ge=1, description="Texts per encode batch.")
     device: str = Field("cpu", description="Torch device for the embedding model.")
     threads: int = Field(0, ge=0, description="CPU threads for the encoder; 0 leaves the library's default.")
     # EmbeddingGemma in bfloat16 on a CPU with native bf16 (AVX512-BF16 or AMX): 8.0 report passages/s
@@ -55,12 +58,16 @@ class EmbeddingSettings(_Group):
         description="Weights' precision for sentence-transformers encoders; 'auto' takes bfloat16 where the "
         "CPU computes it natively, else float32.",
     )
-    query_backend: Literal["auto", "onnx", "sentence-transformers"] = Field(
+    # ONNX Runtime (float32) against sentence-transformers, EmbeddingGemma, 2 cores: on a CPU without
+    # native bf16 (AVX2, Zen 3) ONNX embeds report passages about 1.6x faster than torch's float32; on one
+    # with it (Zen 5, AVX512-BF16) it matches torch in bfloat16 (12.1 passages/s against 12.8) with float32's
+    # exact vectors; either way a build never loads torch (benchmarks/bench_encoding.py).
+    backend: Literal["auto", "onnx", "sentence-transformers"] = Field(
         "auto",
-        description="What embeds questions: 'onnx' runs the model's ONNX export (made by 'gcm-qa models install') "
-        "with ONNX Runtime, which starts in under a second without torch; 'sentence-transformers' loads the "
-        "full model; 'auto' takes the export when there is one. Documents are always embedded by "
-        "sentence-transformers.",
+        description="What runs the encoder, for questions and documents alike: 'onnx' runs the model's ONNX "
+        "export (made by 'gcm-qa models install') with ONNX Runtime and tokenizers, which start in under a "
+        "second without torch; 'sentence-transformers' loads the full model with torch; 'auto' takes the "
+        "export when there is one.",
     )
     multilingual: bool = Field(
         False,
