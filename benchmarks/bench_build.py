@@ -55,7 +55,7 @@ def _token_stats(embedder: Any, texts: list[str]) -> dict[str, float]:
     if embedder.onnx is not None:
         onnx = embedder.onnx
         prefixed = [onnx.prompts.get("document", "") + t for t in texts]
-        lengths = [len(e.ids) for e in onnx.tokenizer.encode_batch(prefixed)]  # truncation is set on it
+        lengths = [len(ids) for ids in onnx.token_ids(prefixed)]
     else:
         model = embedder.model
         limit = int(model.max_seq_length or 10**9)

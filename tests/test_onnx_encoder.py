@@ -20,7 +20,7 @@ from conftest import REPORT, ROOT
 from gcm_qa import models
 from gcm_qa.embedder import SentenceTransformerEmbedder, load_embedder, resolve
 from gcm_qa.models import ModelError
-from gcm_qa.onnx_encoder import MIN_COSINE, STAMP_FILE, exported
+from gcm_qa.onnx_encoder import MIN_COSINE, STAMP_FILE, OnnxEncoder, _sentencepiece_twin, exported
 from gcm_qa.settings import EmbeddingSettings, Settings
 
 pytestmark = pytest.mark.slow  # exports a model and starts processes
@@ -138,3 +138,41 @@ def test_the_default_encoders_export_matches_it() -> None:
                                            dtype="float32"), cache)
     cosine = np.sum(fast.encode_queries(QUESTIONS) * full.encode_queries(QUESTIONS), axis=1)
     assert float(cosine.min()) >= MIN_COSINE
+
+
+def _gemma_folder() -> Path:
+    gemma = models.PACKAGED["embeddinggemma-300m"]
+    folder = models.location(gemma, Settings().paths.cache_dir)
+    if folder is None or models.onnx_folder(gemma, Settings().paths.cache_dir) is None:
+        pytest.fail("EmbeddingGemma or its ONNX export is not installed: run 'make models'")
+    return folder
+
+
+def test_the_default_encoder_tokenizes_with_sentencepiece_exactly_as_its_tokenizer_json() -> None:
+    """SentencePiece loads in a tenth of a second where tokenizer.json takes seconds; the ids must be
+    the very ids tokenizers gives, special tokens and truncation included."""
+    from tokenizers import Tokenizer
+
+    folder = _gemma_folder()
+    encoder = OnnxEncoder(folder / "onnx")
+    assert encoder._twin is not None and type(encoder.tokenizer).__name__ == "SentencePieceProcessor"
+    reference = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    reference.no_padding()
+    reference.enable_truncation(encoder.max_tokens)
+    texts = ["Los Estados   informaron\nsobre\t la regularización (2019-2021).",
+             "  ﬂows of 3,5 millones — “refugees” & migrants ",
+             "Migrants' remittances " * 900]  # about 3,600 tokens: cut at the encoder's length
+    ours = encoder.token_ids(texts)
+    assert ours == [e.ids for e in reference.encode_batch(texts)]
+    assert len(ours[2]) == encoder.max_tokens and ours[2][-1] == reference.encode("").ids[-1]
+
+
+def test_a_sentencepiece_model_that_tokenizes_otherwise_is_not_used(tmp_path: Path) -> None:
+    """tokenizer.json reads '<eos>' written in a text as the special token; SentencePiece reads the
+    characters. Where they differ on a checked text, the export keeps tokenizer.json."""
+    folder = _gemma_folder()
+    agree = _sentencepiece_twin(folder, tmp_path, ["Objective 23: international cooperation"], [], 2048)
+    assert agree is not None and (tmp_path / "tokenizer.model").is_file()
+    (tmp_path / "tokenizer.model").unlink()
+    differ = _sentencepiece_twin(folder, tmp_path, ["a text that writes <eos> in it"], [], 2048)
+    assert differ is None and not (tmp_path / "tokenizer.model").exists()

@@ -1,18 +1,19 @@
-"""The query side of a sentence-transformers encoder, run by ONNX Runtime and ``tokenizers``.
+"""A sentence-transformers encoder run by ONNX Runtime and a plain tokenizer, for questions and documents.
 
 A one-off ``gcm-qa ask`` spent some 11 of its 13 seconds importing torch, transformers and
 sentence-transformers and loading the model through them (cProfile, EmbeddingGemma, 2 cores), to
-embed one question. Embedding a question needs a tokenizer and the encoder's forward pass, nothing
+embed one question. Embedding a text needs a tokenizer and the encoder's forward pass, nothing
 else, so the whole sentence-transformers pipeline (transformer, mean pooling, dense layers,
 normalisation) is exported once, at install time, into one ONNX graph with ``torch.onnx.export``,
-and queries are served by ONNX Runtime with the model's own ``tokenizer.json``: 0.1 s to import,
-0.6 s to create the session, 35-40 ms a question on two cores.
+and texts are embedded by ONNX Runtime in float32: on a CPU without native bfloat16 faster than
+torch, on one with it as fast as torch in bfloat16 (``benchmarks/bench_encoding.py``).
 
-Documents are still embedded by sentence-transformers (in bfloat16 where the CPU has it, which ONNX
-Runtime does not run faster), so the index's vectors are the same as before; the export is checked
-against sentence-transformers on hand-made English and Spanish questions of mixed lengths, in one
-padded batch, and refused below ``MIN_COSINE``. ``optimum`` is deliberately not used: it pins
-transformers < 5 and huggingface-hub < 1, which break sentence-transformers and gradio.
+The tokenizer is the model's SentencePiece model where it has one and it gives exactly the ids of
+its ``tokenizer.json`` (checked at export; EmbeddingGemma's loads in 0.1 s where ``tokenizers`` takes
+1.2 to 2.5 s to parse the 33 MB JSON, the longest step of a cold ``ask``), else ``tokenizers``.
+The export is checked against sentence-transformers on hand-made English and Spanish questions of
+mixed lengths, in one padded batch, and refused below ``MIN_COSINE``. ``optimum`` is deliberately
+not used: it pins transformers < 5 and huggingface-hub < 1, which break sentence-transformers and gradio.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ ONNX_DIR = "onnx"  # inside the model's folder
 MODEL_FILE = "model.onnx"
 STAMP_FILE = "export.json"
 OUTPUT = "sentence_vector"  # not "embedding": the graph already has a node of that name
+SENTENCEPIECE_FILE = "tokenizer.model"
+# What an export folder holds; an older export is made again by the next install.
+EXPORT_FORMAT = 2  # 2: the SentencePiece tokenizer beside tokenizer.json
 MIN_COSINE = 0.999
 # The export's own check: questions as users ask them, in both languages, short and long, encoded in
 # one batch so that padding and the attention mask are exercised.
@@ -49,6 +53,16 @@ CHECK_TEXTS = (
     "remittances",
     "What do civil society organisations recommend about access to justice for migrant women and children "
     "who have been victims of trafficking or smuggling in the Caribbean and Central America?",
+)
+# Texts a tokenizer can disagree on: runs of spaces, tabs and line breaks, accents, ligatures,
+# non-breaking and zero-width spaces, figures, scripts and emoji, leading and trailing spaces.
+TOKENIZER_CHECK_TEXTS = (
+    "Objective 16 -  Empower migrants\tand societies\n\nto realize full inclusion ",
+    " Migración, niñez y adolescencia: ¿qué hicieron Perú, Panamá y Haití en 2020–2021?",
+    "Efﬁcient  ﬁnancing\u00a0of 1,234.56 USD (73/195; 59.5%) \u200bnow",
+    "移民 🌎🇲🇽 «citas» — “quotes” … ‘apostrophes’ l'État",
+    "\n\n   ",
+    "a" * 300,
 )
 
 
@@ -66,6 +80,8 @@ def exported(folder: Path, weights: str) -> Path | None:
     except (OSError, ValueError):
         return None
     if not weights or record.get("weights") != weights or not (onnx / MODEL_FILE).is_file():
+        return None
+    if record.get("format") != EXPORT_FORMAT:
         return None
     return onnx
 
@@ -114,8 +130,10 @@ def export(folder: Path, weights: str, echo: Callable[[str], None] = lambda _m: 
         prompts = st.prompts or {}
         config = {"prompts": {k: v for k, v in prompts.items() if k in ("query", "document")},
                   "max_tokens": int(st.max_seq_length or 512), "dimension": int(st.get_embedding_dimension())}
-        (work / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
         shutil.copy(folder / "tokenizer.json", work / "tokenizer.json")
+        config["sentencepiece"] = _sentencepiece_twin(folder, work, [*CHECK_TEXTS, *TOKENIZER_CHECK_TEXTS],
+                                                      list(config["prompts"].values()), config["max_tokens"])
+        (work / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
         reference = st.encode(list(CHECK_TEXTS), prompt_name="query" if "query" in prompts else None,
                               normalize_embeddings=True, convert_to_numpy=True)
         ours = OnnxEncoder(work, threads=0).encode(CHECK_TEXTS, "query")
@@ -123,8 +141,8 @@ def export(folder: Path, weights: str, echo: Callable[[str], None] = lambda _m: 
         if cosine < MIN_COSINE:
             raise ExportError(f"the ONNX export of {folder.name} gives vectors unlike sentence-transformers' "
                               f"(least cosine {cosine:.4f} < {MIN_COSINE})")
-        record = {"weights": weights, "min_cosine": round(cosine, 6), "torch": torch.__version__,
-                  "seconds": round(time.perf_counter() - started, 1)}
+        record = {"weights": weights, "format": EXPORT_FORMAT, "min_cosine": round(cosine, 6),
+                  "torch": torch.__version__, "seconds": round(time.perf_counter() - started, 1)}
         (work / STAMP_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
         target = folder / ONNX_DIR
         shutil.rmtree(target, ignore_errors=True)
@@ -149,25 +167,62 @@ def _quiet() -> Iterator[None]:
         exporter_log.setLevel(level)
 
 
-class OnnxEncoder:
-    """An exported encoder: ``tokenizers`` for the text, ONNX Runtime for the forward pass.
+def _sentencepiece_twin(folder: Path, work: Path, texts: Sequence[str], prompts: Sequence[str],
+                       max_tokens: int) -> dict[str, Any] | None:
+    """Copy the model's SentencePiece model into ``work`` when it tokenizes exactly as its
+    ``tokenizer.json`` (special tokens around the text included) on ``texts``, alone and after each
+    prompt; what goes around the text is recorded. None when there is no such model or it differs."""
+    if not (folder / SENTENCEPIECE_FILE).is_file():
+        return None
+    try:
+        import sentencepiece
+        from tokenizers import Tokenizer
+    except ImportError:
+        return None
+    reference = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    reference.no_padding()
+    reference.enable_truncation(max_tokens)
+    pieces = sentencepiece.SentencePieceProcessor(model_file=str(folder / SENTENCEPIECE_FILE))
+    probe = "probe"
+    full, core = reference.encode(probe).ids, pieces.encode(probe)
+    starts = [k for k in range(len(full) - len(core) + 1) if full[k : k + len(core)] == core]
+    if not starts:
+        return None
+    prefix, suffix = full[: starts[0]], full[starts[0] + len(core):]
+    twin = {"file": SENTENCEPIECE_FILE, "prefix": prefix, "suffix": suffix}
+    every = [*texts, *(p + t for p in prompts for t in texts)]
+    if [e.ids for e in reference.encode_batch(every)] != _pieces_ids(pieces, twin, every, max_tokens):
+        return None
+    shutil.copy(folder / SENTENCEPIECE_FILE, work / SENTENCEPIECE_FILE)
+    return twin
 
-    The tokenizer (EmbeddingGemma's ``tokenizer.json`` is 33 MB and takes a second to parse) loads
-    on a thread of its own while ONNX Runtime builds its session; both release the GIL."""
+
+def _pieces_ids(pieces: Any, twin: dict[str, Any], texts: Sequence[str], max_tokens: int) -> list[list[int]]:
+    """Token ids as ``tokenizers`` gives them: special tokens around, truncated to ``max_tokens`` in all."""
+    prefix, suffix = list(twin["prefix"]), list(twin["suffix"])
+    room = max_tokens - len(prefix) - len(suffix)
+    return [prefix + ids[:room] + suffix for ids in pieces.encode(list(texts))]
+
+
+class OnnxEncoder:
+    """An exported encoder: SentencePiece or ``tokenizers`` for the text, ONNX Runtime for the forward pass.
+
+    The tokenizer loads on a thread of its own while ONNX Runtime builds its session; both release
+    the GIL."""
 
     def __init__(self, onnx_dir: Path, threads: int = 0) -> None:
         import onnxruntime as ort
-        from tokenizers import Tokenizer
 
         config = json.loads((onnx_dir / "config.json").read_text(encoding="utf-8"))
         self.prompts: dict[str, str] = config["prompts"]
         self.max_tokens = int(config["max_tokens"])
         self.dimension = int(config["dimension"])
+        self._twin: dict[str, Any] | None = config.get("sentencepiece")
         loaded: dict[str, Any] = {}
 
         def load_tokenizer() -> None:
             try:
-                loaded["tokenizer"] = Tokenizer.from_file(str(onnx_dir / "tokenizer.json"))
+                loaded["tokenizer"] = self._load_tokenizer(onnx_dir)
             except Exception as exc:  # re-raised on the calling thread
                 loaded["error"] = exc
 
@@ -182,8 +237,24 @@ class OnnxEncoder:
         if "error" in loaded:
             raise loaded["error"]
         self.tokenizer = loaded["tokenizer"]
-        self.tokenizer.no_padding()
-        self.tokenizer.enable_truncation(self.max_tokens)
+
+    def _load_tokenizer(self, onnx_dir: Path) -> Any:
+        if self._twin is not None:
+            import sentencepiece
+
+            return sentencepiece.SentencePieceProcessor(model_file=str(onnx_dir / self._twin["file"]))
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(onnx_dir / "tokenizer.json"))
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(self.max_tokens)
+        return tokenizer
+
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """The ids the encoder sees for each text (special tokens included, truncated to its length)."""
+        if self._twin is not None:
+            return _pieces_ids(self.tokenizer, self._twin, texts, self.max_tokens)
+        return [e.ids for e in self.tokenizer.encode_batch(list(texts))]
 
     def encode(self, texts: Sequence[str], prompt: str | None, batch_size: int = 16,
                progress: bool = False) -> np.ndarray:
@@ -193,8 +264,8 @@ class OnnxEncoder:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return out
-        encodings = self.tokenizer.encode_batch([prefix + t for t in texts])
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))  # batches of like lengths pad little
+        encodings = self.token_ids([prefix + t for t in texts])
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i]))  # batches of like lengths pad little
         starts: Iterable[int] = range(0, len(order), batch_size)
         if progress:  # tqdm is imported only for a build; a question's start-up stays lean
             from tqdm import tqdm
@@ -202,12 +273,12 @@ class OnnxEncoder:
             starts = tqdm(starts, desc="Embedding", unit="batch", leave=False)
         for start in starts:
             rows = order[start : start + batch_size]
-            width = max(len(encodings[i].ids) for i in rows)
+            width = max(len(encodings[i]) for i in rows)
             ids = np.zeros((len(rows), width), dtype=np.int64)
             mask = np.zeros((len(rows), width), dtype=np.int64)
             for r, i in enumerate(rows):
-                n = len(encodings[i].ids)
-                ids[r, :n] = encodings[i].ids
+                n = len(encodings[i])
+                ids[r, :n] = encodings[i]
                 mask[r, :n] = 1
             (vectors,) = self.session.run([OUTPUT], {"input_ids": ids, "attention_mask": mask})
             out[rows] = vectors
