@@ -249,3 +249,20 @@ def test_the_other_language_of_a_question() -> None:
     english = other_language("What did the country report on trafficking in persons?")
     assert "trata" in fold(english)
     assert other_language("Zzyzx qwerty?") == ""
+
+
+@pytest.mark.parametrize("question", [
+    "What did the country report on trafficking in persons?",
+    "Labour migration, co-operation (with UNHCR) and return: what changed?",
+    "migrant workers' rights and the smuggling of migrants",
+    "Anything about remittances?",
+])
+def test_the_glossary_looked_up_by_first_word_finds_what_a_full_scan_finds(question: str) -> None:
+    """English questions are matched only against glossary phrases whose first word they hold; the
+    result must be that of trying every phrase."""
+    from gcm_qa.keyword import fold
+    from gcm_qa.query import other_language, reverse_glossary
+
+    text = fold(question)
+    every = " ".join(spanish for _english, pattern, spanish in reverse_glossary() if pattern.search(text))
+    assert other_language(question) == every

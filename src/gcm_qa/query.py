@@ -49,9 +49,10 @@ def glossary() -> list[tuple[re.Pattern[str], str]]:
 
 
 @lru_cache(maxsize=1)
-def reverse_glossary() -> list[tuple[re.Pattern[str], str]]:
-    """The glossary read the other way, English phrase -> Spanish, longest first: an English question
-    about a Spanish questionnaire is checked against the Spanish words an answer would use."""
+def reverse_glossary() -> list[tuple[str, re.Pattern[str], str]]:
+    """The glossary read the other way, (folded English phrase, its pattern, Spanish), longest first:
+    an English question about a Spanish questionnaire is checked against the Spanish words an answer
+    would use."""
     text = resources.files("gcm_qa").joinpath("data/es_en_glossary.tsv").read_text(encoding="utf-8")
     pairs: dict[str, str] = {}
     for line in text.splitlines():
@@ -60,7 +61,27 @@ def reverse_glossary() -> list[tuple[re.Pattern[str], str]]:
         es, en = line.split("\t")
         pairs.setdefault(fold(en.strip()), es.strip())
     ordered = sorted(pairs.items(), key=lambda p: -len(p[0]))
-    return [(re.compile(rf"(?<!\w){re.escape(en)}(?!\w)"), es) for en, es in ordered]
+    return [(en, re.compile(rf"(?<!\w){re.escape(en)}(?!\w)"), es) for en, es in ordered]
+
+
+_WORD = re.compile(r"\w+")
+
+
+@lru_cache(maxsize=1)
+def _reverse_by_first_word() -> tuple[dict[str, tuple[int, ...]], tuple[int, ...]]:
+    """The reverse glossary's phrases by their first word, so that a question is matched only against
+    phrases whose first word it has (a few of some 1,200; this runs at every ``ask``). A phrase
+    matches only where its first word stands whole (its pattern is bounded by non-word characters),
+    so no match is lost; phrases that do not start with a word are always tried."""
+    by_word: dict[str, list[int]] = {}
+    unled: list[int] = []
+    for i, (english, _pattern, _spanish) in enumerate(reverse_glossary()):
+        lead = _WORD.match(english)
+        if lead is None:
+            unled.append(i)
+        else:
+            by_word.setdefault(lead.group(), []).append(i)
+    return {w: tuple(ix) for w, ix in by_word.items()}, tuple(unled)
 
 
 def other_language(question: str) -> str:
@@ -70,7 +91,10 @@ def other_language(question: str) -> str:
     if is_spanish(question):
         return translate_terms(question)
     text = fold(question)
-    return " ".join(spanish for pattern, spanish in reverse_glossary() if pattern.search(text))
+    by_word, unled = _reverse_by_first_word()
+    candidates = set(unled).union(*(by_word.get(w, ()) for w in _WORD.findall(text)))
+    phrases = reverse_glossary()
+    return " ".join(phrases[i][2] for i in sorted(candidates) if phrases[i][1].search(text))
 
 
 def translate_terms(question: str) -> str:
