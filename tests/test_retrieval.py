@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from gcm_qa.engine import Engine, QuestionError
-from gcm_qa.retrieval import Filters, Retriever
+from gcm_qa.retrieval import Filters, Retriever, refers_to
 from gcm_qa.types import Passage, Reference
 
 KNOWN = [
@@ -322,3 +323,20 @@ def test_answers_of_keeps_only_passages_under_a_question_for_those_documents() -
     assert not only.accepts(chunk("form", []))  # the cover page: "Punto focal: ..."
     assert not only.accepts(chunk("form", ["Área temática 2"]))
     assert only.accepts(chunk("note", []))  # a document not read as a form is searched whole
+
+
+@pytest.mark.parametrize("reference", [
+    Reference("annex", 2), Reference("table", 1), Reference("textbox", 3), Reference("thematic area", 4),
+    Reference("heading", name="challenges"), Reference("title", name="foreword"), Reference("graph", 6),
+    Reference("objective", 13),
+])
+def test_the_chunks_a_part_names_are_those_a_scan_of_every_chunk_finds(report_engine: Engine,
+                                                                        reference: Reference) -> None:
+    """Parts named by their headings are tested once per heading path, not once per chunk; the mask
+    must be the one testing every chunk gives."""
+    report_engine.ensure_index()
+    retriever = report_engine._retriever
+    assert retriever is not None
+    every = np.array([refers_to(c, reference) for c in report_engine.index.chunks], dtype=bool)
+    assert every.any()
+    assert np.array_equal(retriever.reference_hits(reference), every)

@@ -58,10 +58,10 @@ class EmbeddingSettings(_Group):
         description="Weights' precision for sentence-transformers encoders; 'auto' takes bfloat16 where the "
         "CPU computes it natively, else float32.",
     )
-    # ONNX Runtime (float32) against sentence-transformers, EmbeddingGemma, 2 cores: on a CPU without
-    # native bf16 (AVX2, Zen 3) ONNX embeds report passages about 1.6x faster than torch's float32; on one
-    # with it (Zen 5, AVX512-BF16) it matches torch in bfloat16 (12.1 passages/s against 12.8) with float32's
-    # exact vectors; either way a build never loads torch (benchmarks/bench_encoding.py).
+    # ONNX Runtime (float32) against sentence-transformers, EmbeddingGemma, 2 cores, same batches: on a CPU
+    # without native bf16 (Zen 3, AVX2) 4.7 report passages/s against torch's 4.3 in float32; on one with
+    # it (Zen 5, AVX512-BF16) 12.1 against 12.8 in bfloat16, with float32's exact vectors. Either way a
+    # build never loads torch, and a process holds one copy of the model (benchmarks/bench_encoding.py).
     backend: Literal["auto", "onnx", "sentence-transformers"] = Field(
         "auto",
         description="What runs the encoder, for questions and documents alike: 'onnx' runs the model's ONNX "
