@@ -47,10 +47,10 @@ def machine() -> dict[str, Any]:
     cpu = f"{info.get('model', '')} (family {info.get('family')}, {', '.join(units)})"
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                             check=False).stdout.strip()
-    # "+changes": the code measured differs from the commit (documentation edits do not count)
-    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "src", "benchmarks",
-                                 "pyproject.toml", "constraints.txt"], cwd=ROOT, capture_output=True, text=True,
-                                check=False).stdout.strip())
+    # "+changes": the code measured differs from the commit (documentation edits and earlier results do not count)
+    code = ["src", "benchmarks", ":!benchmarks/results", "pyproject.toml", "constraints.txt"]
+    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *code], cwd=ROOT,
+                                capture_output=True, text=True, check=False).stdout.strip())
     versions = {}
     for name in PACKAGES:
         try:
