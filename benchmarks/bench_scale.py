@@ -5,8 +5,10 @@ report's real build (from the shipped vectors) is replicated k times. Copy 0 is 
 copies 1..k-1 are its chunks and sentences under new document ids (``<doc>-copy-<i>``) and chunk ids,
 with the same texts, and each vector replaced by ``normalise(v + sigma * g)``, ``g`` standard normal
 in every dimension, ``sigma = sqrt((1 / 0.9**2 - 1) / d)``, so a copy's cosine to its original is
-about 0.9. Each synthetic index is written by the real writer (``index_store._write_and_swap``) with
-``retrieval.index_type`` flat, then HNSW, and then loaded and queried in a child process of its own
+about 0.9. Each copy is written as a document part by the real writer (``segments.write``: term counts,
+files, checksums, fsync), once per scale; then a build naming the parts is written
+(``index_store._write_build``) flat, then HNSW (its graph made by ``index_store.make_hnsw_index``),
+and each is loaded and queried in a child process of its own
 (peak memory is that process's): warm ``Engine.ask`` on the gold questions, the question vectors from
 the real default encoder, split into encode, retrieve and answer. HNSW's recall@10 is measured against
 flat's on the same query vectors: the top 10 chunk ids of the dense search as retrieval runs it.
@@ -23,9 +25,10 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import replace
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -33,9 +36,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from common import PYTHON, ROOT, Section, gold_questions, main, median, percentile, run_child
 
-from gcm_qa import index_store
+from gcm_qa import index_store, segments
 from gcm_qa.engine import Engine
-from gcm_qa.keyword import KeywordIndex
 from gcm_qa.settings import Settings
 from gcm_qa.types import Chunk
 
@@ -58,88 +60,71 @@ def _noisy(matrix: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out.astype(np.float32, copy=False)
 
 
-def synthetic(base: index_store.LoadedIndex, k: int, seed: int = 0) -> tuple[dict[str, Any], list[Chunk], np.ndarray,
-                                                                              tuple[np.ndarray, np.ndarray, list[str]]]:
-    """The report's build replicated k times (see the module docstring): manifest, chunks, passage
-    vectors and (spans, sentence vectors, sentence texts), as the writer takes them."""
+@dataclass
+class Copy:
+    """One copy of the report, as a part takes it."""
+
+    doc_id: str
+    doc: dict[str, Any]
+    chunks: list[Chunk]
+    embeddings: np.ndarray
+    spans: np.ndarray
+    sentence_embeddings: np.ndarray
+
+
+def synthetic(base: index_store.LoadedIndex, k: int, seed: int = 0) -> Iterator[Copy]:
+    """The report's build replicated k times (see the module docstring), one copy at a time."""
     rng = np.random.default_rng(seed)
-    n = len(base.chunks)
-    chunks: list[Chunk] = []
-    documents: dict[str, Any] = {}
-    matrices, sentence_matrices, spans = [], [], []
+    ((doc_id, doc),) = base.manifest["documents"].items()
     for i in range(k):
-        for doc_id, doc in base.manifest["documents"].items():
-            new_id = doc_id if i == 0 else f"{doc_id}-copy-{i}"
-            meta = {**doc["meta"], "doc_id": new_id}
-            documents[new_id] = {**doc, "file": doc["file"] if i == 0 else f"copy-{i}-{doc['file']}", "meta": meta}
-        for c in base.chunks:
-            if i == 0:
-                chunks.append(c)
-            else:
-                new_id = f"{c.doc_id}-copy-{i}"
-                chunks.append(replace(c, doc_id=new_id, chunk_id=new_id + ":" + c.chunk_id.rsplit(":", 1)[-1]))
-        matrices.append(base.embeddings if i == 0 else _noisy(base.embeddings, rng))
-        sentence_matrices.append(base.sentence_embeddings if i == 0 else _noisy(base.sentence_embeddings, rng))
-        shifted = base.sentence_spans.copy()
-        shifted[:, 0] += i * n
-        spans.append(shifted)
-    span_array = np.concatenate(spans)
-    texts = [chunks[int(ci)].text[int(a):int(b)] for ci, a, b in span_array]
-    manifest = {key: value for key, value in base.manifest.items() if key not in ("files", "faiss")}
-    manifest["documents"] = documents
-    return manifest, chunks, np.concatenate(matrices), (span_array, np.concatenate(sentence_matrices), texts)
+        new_id = doc_id if i == 0 else f"{doc_id}-copy-{i}"
+        chunks = base.chunks if i == 0 else [
+            replace(c, doc_id=new_id, chunk_id=new_id + ":" + c.chunk_id.rsplit(":", 1)[-1]) for c in base.chunks]
+        entry = {**doc, "file": doc["file"] if i == 0 else f"copy-{i}-{doc['file']}",
+                 "meta": {**doc["meta"], "doc_id": new_id}, "segment": f"copy-{i:03d}"}
+        yield Copy(new_id, entry, chunks, base.embeddings if i == 0 else _noisy(base.embeddings, rng),
+                   base.sentence_spans, base.sentence_embeddings if i == 0 else _noisy(base.sentence_embeddings, rng))
 
 
 def _dir_mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
 
 
-class _ReusedKeywordIndex(KeywordIndex):
-    """BM25 built once per corpus: flat and HNSW builds of one scale have the same texts, and the
-    second build takes the first's keyword index instead of spending the same half minute again
-    (the write's seconds say so). ``seconds``: time spent building, summed."""
+def write_parts(index_dir: Path, base: index_store.LoadedIndex, k: int) -> tuple[dict[str, Any], float]:
+    """Write the k copies as parts (the real writer); the manifest of a build naming them all, and
+    the seconds the parts took."""
+    started = time.perf_counter()
+    documents: dict[str, Any] = {}
+    for copy in synthetic(base, k):
+        texts = [copy.chunks[int(ci)].text[int(a):int(b)] for ci, a, b in copy.spans]
+        info = {"doc_id": copy.doc_id, "file": copy.doc["file"], "sha256": copy.doc["sha256"],
+                "model": base.manifest["recipe"]["model"], "meta": copy.doc["meta"], "form": None}
+        segments.write(index_dir / index_store.SEGMENTS / copy.doc["segment"], info, copy.chunks, copy.embeddings,
+                       copy.spans, copy.sentence_embeddings, texts)
+        documents[copy.doc_id] = copy.doc
+    manifest = {key: value for key, value in base.manifest.items() if key not in ("files", "faiss")}
+    manifest["documents"] = documents
+    return manifest, time.perf_counter() - started
 
-    seconds = 0.0
-    _made: ClassVar[dict[tuple[Any, ...], KeywordIndex]] = {}
 
-    @classmethod
-    def build(cls, texts: Any, languages: Any, **params: Any) -> KeywordIndex:  # type: ignore[override]
-        key = (len(texts), texts[0], texts[-1], hash(tuple(texts)), tuple(sorted(params.items())))
-        if key not in cls._made:
-            started = time.perf_counter()
-            cls._made[key] = KeywordIndex.build(texts, languages, **params)
-            cls.seconds += time.perf_counter() - started
-        return cls._made[key]
-
-
-def write(index_dir: Path, kind: str, data: tuple[Any, ...], settings: Settings) -> dict[str, float]:
-    """Write one synthetic index with the real writer; seconds of the FAISS index's construction and
-    of the whole write (BM25 of passages and sentences, files, checksums, fsync)."""
-    manifest, chunks, matrix, sentence_data = data
+def write_build(index_dir: Path, kind: str, manifest: dict[str, Any], settings: Settings) -> dict[str, float]:
+    """Write a build naming the parts, flat or with its HNSW graph; seconds of the graph's
+    construction and of the whole write."""
     retrieval = settings.retrieval.model_copy(update={"index_type": kind})
-    timing: dict[str, float] = {}
-    real = index_store.make_faiss_index
-
-    def timed_make(m: np.ndarray, r: Any) -> Any:
-        started = time.perf_counter()
-        out = real(m, r)
-        timing["faiss"] = time.perf_counter() - started
-        return out
-
-    index_store.make_faiss_index = timed_make  # type: ignore[assignment]
-    index_store.KeywordIndex = _ReusedKeywordIndex  # type: ignore[misc]
-    try:
-        started = time.perf_counter()
-        before = _ReusedKeywordIndex.seconds
-        folder = index_store._write_and_swap(index_dir, manifest, chunks, matrix, sentence_data, settings.keyword,
-                                             retrieval)
-        timing["write"] = time.perf_counter() - started
-        timing["bm25"] = _ReusedKeywordIndex.seconds - before
-    finally:
-        index_store.make_faiss_index = real  # type: ignore[assignment]
-        index_store.KeywordIndex = KeywordIndex  # type: ignore[misc]
-    timing["faiss_mb"] = (folder / "faiss.index").stat().st_size / 1e6
-    timing["build_mb"] = _dir_mb(folder)
+    timing: dict[str, float] = {"faiss": 0.0}
+    started = time.perf_counter()
+    graph = None
+    if kind == "hnsw":
+        parts = index_dir / index_store.SEGMENTS
+        matrix = np.concatenate([np.load(parts / d["segment"] / "embeddings.npy")
+                                 for d in manifest["documents"].values()])
+        made = time.perf_counter()
+        graph = index_store.make_hnsw_index(matrix, retrieval)
+        timing["faiss"] = time.perf_counter() - made
+    folder = index_store._write_build(index_dir, manifest, graph)
+    timing["write"] = time.perf_counter() - started
+    timing["faiss_mb"] = (folder / index_store.FAISS_FILE).stat().st_size / 1e6 if graph is not None else 0.0
+    timing["index_mb"] = _dir_mb(index_dir)
     return timing
 
 
@@ -188,8 +173,10 @@ def run(quick: bool) -> Section:
         "copy 0 is the report, copies 1..k-1 its chunks and sentences under new ids with the same texts and "
         f"vectors normalise(v + sigma g), g ~ N(0, I), sigma = sqrt((1/{COSINE}^2 - 1)/d): cosine ~{COSINE} to "
         "the original.",
-        "Each index is written by the real writer (index_store._write_and_swap) and queried in a child process "
-        "of its own: warm Engine.ask with the default encoder; memory is that child's (encoder included).",
+        "Each copy is written as a document part by the real writer (segments.write), once per scale; a build "
+        "naming the parts is written flat, then with its HNSW graph (index_store._write_build), and each is "
+        "loaded and queried in a child process of its own: warm Engine.ask with the default encoder; memory is "
+        "that child's (encoder included).",
         "recall@10: HNSW's top 10 chunk ids of the dense search (as retrieval runs it, 'candidates' deep) "
         "against flat's, same query vectors.",
     ]
@@ -209,13 +196,16 @@ def run(quick: bool) -> Section:
         del base_engine
         chart_labels, chart_stacks = [], {p: [] for p in ("encode", "retrieve", "answer")}
         for k in scales:
-            _ReusedKeywordIndex._made.clear()  # one corpus's keyword indexes at a time
-            data = synthetic(base, k)
-            n_chunks, n_sentences = len(data[1]), len(data[3][0])
+            index_dir = work / f"x{k}"
+            manifest, parts_s = write_parts(index_dir, base, k)
+            n_chunks = sum(int(d["chunks"]) for d in manifest["documents"].values())
+            n_sentences = k * len(base.sentence_spans)
+            where = f"{n_chunks:,} chunks, {n_sentences:,} sentences"
+            section.add(f"{k}x: document parts written", parts_s, "s",
+                        note=f"{k} parts: BM25 term counts, files, checksums, fsync; {where}")
             results: dict[str, dict[str, Any]] = {}
             for kind in TYPES:
-                index_dir = work / f"x{k}-{kind}"
-                built = write(index_dir, kind, data, settings)
+                built = write_build(index_dir, kind, manifest, settings)
                 done = run_child([PYTHON, str(Path(__file__).resolve()), "--child", str(index_dir),
                                   str(n_questions), str(repeat)])
                 if done.returncode != 0:
@@ -224,15 +214,13 @@ def run(quick: bool) -> Section:
                 assert measured["type"] == kind and measured["chunks"] == n_chunks
                 results[kind] = measured
                 label = f"{k}x {kind}"
-                where = f"{n_chunks:,} chunks, {n_sentences:,} sentences"
-                section.add(f"{label}: FAISS index build", built["faiss"], "s", note=where)
-                if built["bm25"] > 0:
-                    section.add(f"{k}x: BM25 build (passages and sentences)", built["bm25"], "s", note=where)
-                section.add(f"{label}: whole index write", built["write"], "s",
-                            note="files, checksums, fsync" + (", BM25 built" if built["bm25"] > 0 else
-                                                              ", BM25 reused from the flat build (same texts)"))
-                section.add(f"{label}: faiss.index on disk", built["faiss_mb"], "MB")
-                section.add(f"{label}: build on disk", built["build_mb"], "MB", note="every file of the build")
+                if kind == "hnsw":
+                    section.add(f"{label}: FAISS HNSW graph build", built["faiss"], "s", note=where)
+                    section.add(f"{label}: faiss.index on disk", built["faiss_mb"], "MB")
+                section.add(f"{label}: build write", built["write"], "s",
+                            note="the manifest" + (" and the HNSW graph" if kind == "hnsw" else "") + ", fsync")
+                section.add(f"{label}: index on disk", built["index_mb"], "MB",
+                            note="every part and every build in the index folder")
                 section.add(f"{label}: index load", measured["load_s"], "s", note="checksums, arrays, BM25")
                 section.add(f"{label}: RSS growth at index load", measured["rss_index_mb"], "MB")
                 section.add(f"{label}: peak RSS of the query process", done.peak_mb, "MB",
@@ -249,7 +237,7 @@ def run(quick: bool) -> Section:
                 chart_labels.append(label)
                 for part in chart_stacks:
                     chart_stacks[part].append(median(t[part]))
-                shutil.rmtree(index_dir, ignore_errors=True)
+            shutil.rmtree(index_dir, ignore_errors=True)
             recall = [len(set(a) & set(b)) / 10 for a, b in
                       zip(results["hnsw"]["top10"], results["flat"]["top10"], strict=True)]
             value = float(np.mean(recall))
@@ -260,7 +248,6 @@ def run(quick: bool) -> Section:
             details["runs"][f"{k}x"] = {"chunks": n_chunks, "sentences": n_sentences,
                                         **{kind: {key: v for key, v in r.items() if key not in ("top10", "timings")}
                                            for kind, r in results.items()}}
-            del data
         details["chart"] = {"title": "Warm ask p50 at scale (ms)", "unit": "ms", "target": 200.0,
                             "labels": chart_labels, "stacks": chart_stacks}
         section.details = details

@@ -12,10 +12,11 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gcm_qa import corpus as corpus_module
-from gcm_qa import index_store
+from gcm_qa import index_store, segments
 from gcm_qa.engine import Engine
 from gcm_qa.query import prepare
 
@@ -163,6 +164,67 @@ def test_incremental_build_embeds_only_what_changed(make_engine, tmp_path: Path)
         "informe-mexico",
         "informe-chile",
     }
+
+
+def part_files(index_dir: Path) -> dict[str, tuple[int, int]]:
+    """Every file of every document part, with its inode and modification time."""
+    parts = index_dir / index_store.SEGMENTS
+    return {p.relative_to(parts).as_posix(): (p.stat().st_ino, p.stat().st_mtime_ns)
+            for p in parts.rglob("*") if p.is_file()}
+
+
+def test_adding_a_document_reads_and_writes_its_part_alone(make_engine, tmp_path: Path) -> None:
+    """The cost of an add is the added document's: the others are neither read, nor written, nor
+    embedded, and the new build folder holds only its manifest."""
+    engine = make_engine()
+    corpus = tmp_path / "corpus"
+    write_docs(corpus, DOCS)
+    engine.build()
+    before = part_files(tmp_path / "index")
+    (corpus / NEW_DOC[0]).write_text(NEW_DOC[1], encoding="utf-8")
+    report, _ = timed_build(engine)
+    assert report.changed == [NEW_DOC[0]]
+    after = part_files(tmp_path / "index")
+    assert {name: stat for name, stat in after.items() if name in before} == before  # untouched
+    added = {name.split("/")[0] for name in after} - {name.split("/")[0] for name in before}
+    key = engine.index.manifest["documents"]["informe-chile"]["segment"]
+    assert added == {key}
+    assert report.folder is not None
+    assert sorted(p.name for p in report.folder.iterdir() if not p.name.startswith(".")) == ["manifest.json"]
+    assert report.embedded == len(doc_chunks(engine, "informe-chile"))
+
+
+def test_a_new_title_reads_nothing_again_and_every_passage_carries_it(make_engine, tmp_path: Path) -> None:
+    engine = make_engine()
+    corpus = tmp_path / "corpus"
+    write_docs(corpus, DOCS)
+    engine.build()
+    before = part_files(tmp_path / "index")
+    (corpus / "manifest.toml").write_text('[[document]]\nfile = "informe-mexico.txt"\n'
+                                          'title = "Informe de México, segunda lectura"\n', encoding="utf-8")
+    assert index_store.is_stale(engine.settings, engine.model.identity)
+    report, embedded = timed_build(engine)
+    assert not report.up_to_date and report.changed == [] and embedded == 0
+    assert part_files(tmp_path / "index") == before
+    mexico = doc_chunks(engine, "informe-mexico")
+    assert mexico and {c.title for c in mexico} == {"Informe de México, segunda lectura"}
+    assert "Informe de México, segunda lectura" not in {c.title for c in doc_chunks(engine, "informe-chile")}
+    again = index_store.load_index(tmp_path / "index")  # and from disk, as a new process reads it
+    assert {c.title for c in again.chunks if c.doc_id == "informe-mexico"} == {"Informe de México, segunda lectura"}
+
+
+def test_the_parts_a_process_holds_share_the_loaded_index_memory(make_engine, tmp_path: Path) -> None:
+    """Held for the next build, a part costs no memory of its own: its arrays are views into the
+    loaded index's."""
+    engine = make_engine()
+    write_docs(tmp_path / "corpus", DOCS)
+    engine.build()
+    index = engine.index
+    parts = tmp_path / "index" / index_store.SEGMENTS
+    for doc in index.manifest["documents"].values():
+        part = segments.CACHE.load(parts / doc["segment"])
+        assert np.shares_memory(part.embeddings, index.embeddings)
+        assert np.shares_memory(part.sentence_embeddings, index.sentence_embeddings)
 
 
 def test_changing_chunk_size_rechunks_and_embeds_only_new_text(make_engine, tmp_path: Path) -> None:

@@ -1,10 +1,10 @@
 """An index that heals itself: every file of a build is checked at load, a damaged build is never
 used, the previous good build stands in for it, and with none left the index is rebuilt.
 
-The fast tests build real indexes (real FAISS, numpy, bm25s files) over a small hand-made corpus
-with a stand-in encoder that hashes text into vectors, so each of the 18 files of a build can be
-deleted, cut in half and garbled in turn within seconds. The slow ones do the same through the
-engine and the CLI with the real MiniLM model, as a user would meet it.
+The fast tests build real indexes (real FAISS, numpy and JSON files) over a small hand-made corpus
+with a stand-in encoder that hashes text into vectors, so the build's manifest and each of the 7
+files of a document's part can be deleted, cut in half and garbled in turn within seconds. The slow
+ones do the same through the engine and the CLI with the real MiniLM model, as a user would meet it.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from conftest import make_settings
 
 from gcm_qa import index_store
 from gcm_qa.engine import Engine
+from gcm_qa.keyword import TermCounts
 from gcm_qa.settings import Settings
 
 DOCS = {
@@ -50,18 +51,26 @@ NEWER_DOC = (
 )
 QUESTION = "How many totalisation requests did the social security bank of Uruguay process?"
 
-# every file a build writes; the manifest records all but itself
-BUILD_FILES = [
-    "manifest.json",
-    "chunks.jsonl",
-    "embeddings.npy",
-    "faiss.index",
-    "sentence_spans.npy",
-    "sentence_embeddings.npy",
-    *(f"{folder}/{name}" for folder in ("bm25", "bm25_sentences") for name in (
-        "data.csc.index.npy", "indices.csc.index.npy", "indptr.csc.index.npy", "languages.json",
-        "params.index.json", "vocab.index.json")),
-]
+# what the newer build writes: its manifest, and the part of the document it adds (the older build
+# does not name that part, so it can stand in); a part's file is named by its path in the index
+PART_FILES = ["segment.json", "chunks.jsonl", "embeddings.npy", "sentence_spans.npy", "sentence_embeddings.npy",
+              "terms.npz", "sentence_terms.npz"]
+BUILD_FILES = ["manifest.json", *(f"part/{name}" for name in PART_FILES)]
+NEWER_ID = "informe-uruguay"
+
+
+def part_folder(build: Path, doc_id: str) -> Path:
+    key = index_store.read_manifest(build)["documents"][doc_id]["segment"]
+    return build.parent.parent / index_store.SEGMENTS / key
+
+
+def target(build: Path, file: str, doc_id: str = NEWER_ID) -> tuple[Path, str]:
+    """The path of one of BUILD_FILES in ``build`` (a part's: of ``doc_id``), and how a message names it."""
+    if not file.startswith("part/"):
+        return build / file, file
+    folder = part_folder(build, doc_id)
+    name = file.removeprefix("part/")
+    return folder / name, f"{index_store.SEGMENTS}/{folder.name}/{name}"
 
 
 def delete(path: Path) -> None:
@@ -177,16 +186,27 @@ def builds_of(root: Path) -> tuple[Path, Path]:
     return older[0].resolve(), newer
 
 
-def test_the_manifest_records_size_and_checksum_of_every_file(template: Path) -> None:
+def test_the_build_and_each_part_record_size_and_checksum_of_every_file(template: Path) -> None:
     folder = index_store.current_folder(template / "index")
     assert folder is not None
-    record = index_store.read_manifest(folder)["files"]
-    assert sorted(record) == sorted(BUILD_FILES[1:])
-    for rel, entry in record.items():
-        data = (folder / rel).read_bytes()
-        assert entry == {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    # both builds are good and kept
+    assert index_store.read_manifest(folder)["files"] == {}  # a flat index: no file but the manifest
+    documents = index_store.read_manifest(folder)["documents"]
+    assert len({d["segment"] for d in documents.values()}) == len(documents) == 3
+    for doc_id in documents:
+        part = part_folder(folder, doc_id)
+        record = json.loads((part / "segment.json").read_text(encoding="utf-8"))
+        assert record["doc_id"] == doc_id and sorted(record["files"]) == sorted(PART_FILES[1:])
+        for name, entry in record["files"].items():
+            data = (part / name).read_bytes()
+            assert entry == {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    # both builds are good and kept; the older names two of the three parts
     assert all((f / index_store.GOOD_MARKER).exists() for f in (template / "index" / "builds").iterdir())
+
+
+# what the next build embeds again when one file of the added document's part is damaged: what
+# only that file held (passages, sentences), or nothing when the rest still holds every vector
+EMBEDDED_AGAIN = {"part/chunks.jsonl": (True, True), "part/embeddings.npy": (True, False),
+                  "part/sentence_spans.npy": (False, True), "part/sentence_embeddings.npy": (False, True)}
 
 
 @pytest.mark.parametrize("damage", sorted(DAMAGES))
@@ -196,23 +216,24 @@ def test_a_damaged_file_falls_back_to_the_previous_build_and_the_next_build_heal
 ) -> None:
     root = copy_root(template, tmp_path / "root")
     older, newer = builds_of(root)
-    DAMAGES[damage](newer / file)
+    path, named = target(newer, file)
+    DAMAGES[damage](path)
 
     # the load: the previous good build, and one line naming the file
     loaded = index_store.load_index(root / "index")
     assert loaded.folder == older and loaded.fallback_from == newer.name
     assert len(loaded.notices) == 1
     notice = loaded.notices[0]
-    assert one_line_naming(notice, file), notice
+    assert one_line_naming(notice, named), notice
     assert notice.startswith(f"index build {newer.name} is damaged (")
     assert notice.endswith(f"; using the previous build {older.name}")
     if damage == "deleted":
-        assert f"({file}: missing)" in notice
-    elif damage == "truncated" and file != "manifest.json":
-        assert f"({file}: {(newer / file).stat().st_size:,} bytes, expected " in notice
+        assert f"({named}: missing)" in notice
+    elif damage == "truncated" and file not in ("manifest.json", "part/segment.json"):
+        assert f"({named}: {path.stat().st_size:,} bytes, expected " in notice
 
-    # a damaged index is stale; the next incremental build says so in one line and rebuilds what
-    # the previous build lacks, re-embedding only what cannot be read
+    # a damaged index is stale; the next incremental build says so in one line and writes the added
+    # document's part again, embedding only what no readable file holds
     settings = hash_settings(root)
     assert index_store.is_stale(settings, HashEmbedder.identity)
     model = HashEmbedder()
@@ -220,12 +241,10 @@ def test_a_damaged_file_falls_back_to_the_previous_build_and_the_next_build_heal
     report = hash_build(root, model, echo=echoed.append)
     assert report.damaged_build == newer.name and not report.up_to_date
     assert report.notices == [notice] and damaged(echoed) == [f"gcm-qa: {notice}"]
-    assert report.errors == []
+    assert report.errors == [] and report.changed == [NEWER_DOC[0]]  # the other two are not read again
     assert model.embedded == report.embedded + report.embedded_sentences
-    if file in ("manifest.json", "chunks.jsonl", "embeddings.npy"):
-        assert report.embedded > 0  # the newest document's passage vectors were only in the damaged build
-    else:
-        assert report.embedded == 0
+    passages, sentences = EMBEDDED_AGAIN.get(file, (False, False))
+    assert (report.embedded > 0, report.embedded_sentences > 0) == (passages, sentences)
     healed = index_store.load_index(root / "index")
     assert healed.fallback_from is None and healed.notices == []
     assert healed.folder == report.folder and healed.folder not in (older, newer)
@@ -234,49 +253,54 @@ def test_a_damaged_file_falls_back_to_the_previous_build_and_the_next_build_heal
     assert older.exists() and not index_store.is_stale(settings, HashEmbedder.identity)
 
 
-@pytest.mark.parametrize("file", ["faiss.index", "bm25/vocab.index.json", "sentence_embeddings.npy"])
+@pytest.mark.parametrize("file", ["manifest.json", "part/terms.npz", "part/sentence_embeddings.npy"])
 def test_with_the_corpus_of_the_previous_build_the_build_just_goes_back_to_it(
     template: Path, tmp_path: Path, file: str
 ) -> None:
     root = copy_root(template, tmp_path / "root")
     older, newer = builds_of(root)
+    part = part_folder(newer, NEWER_ID)
     (root / "corpus" / NEWER_DOC[0]).unlink()  # the corpus the older build was made of
-    truncate(newer / file)
+    path, named = target(newer, file)
+    truncate(path)
     model = HashEmbedder()
     report = hash_build(root, model)
     assert report.up_to_date and report.folder == older and model.embedded == 0
-    assert len(report.notices) == 1 and one_line_naming(report.notices[0], file)
+    assert len(report.notices) == 1 and one_line_naming(report.notices[0], named)
     assert report.notices[0].endswith(f"; using the previous build {older.name}")
     assert index_store.current_folder(root / "index") == older
-    assert not newer.exists()
+    assert not newer.exists() and not part.exists()  # no build names the added document's part now
     loaded = index_store.load_index(root / "index")
     assert loaded.folder == older and loaded.fallback_from is None
 
 
-def test_both_builds_damaged_means_a_rebuild(template: Path, tmp_path: Path) -> None:
+def test_a_damaged_part_both_builds_name_means_reading_that_document_again(template: Path, tmp_path: Path) -> None:
     root = copy_root(template, tmp_path / "root")
     older, newer = builds_of(root)
-    size = (newer / "faiss.index").stat().st_size
-    (newer / "faiss.index").write_bytes(b"")
-    garble(older / "chunks.jsonl")
+    path, named = target(newer, "part/embeddings.npy", "informe-argentina")
+    assert target(older, "part/embeddings.npy", "informe-argentina")[0] == path  # one part, two builds
+    size = path.stat().st_size
+    path.write_bytes(b"")
 
     with pytest.raises(index_store.IndexDamaged) as caught:
         index_store.load_index(root / "index")
     message = str(caught.value)
-    assert message == (f"index build {newer.name} is damaged (faiss.index: 0 bytes, expected {size:,}); "
+    assert message == (f"index build {newer.name} is damaged ({named}: 0 bytes, expected {size:,}); "
                        "no earlier good build to fall back to; run 'gcm-qa index' to rebuild it")
-    assert caught.value.file == "faiss.index" and caught.value.folder == newer
+    assert caught.value.file == named and caught.value.folder == newer
     assert isinstance(caught.value, index_store.IndexMissingError)  # reported like a missing index
 
     model = HashEmbedder()
     report = hash_build(root, model)
     assert not report.up_to_date and report.damaged_build == newer.name
-    assert len(report.notices) == 1 and one_line_naming(report.notices[0], "faiss.index")
+    assert len(report.notices) == 1 and one_line_naming(report.notices[0], named)
     assert "no earlier good build to fall back to, so the index is rebuilt" in report.notices[0]
-    assert report.embedded == 0  # the damaged build's chunks and vectors were still readable
+    assert report.changed == ["informe-argentina.txt"]
+    argentina = index_store.read_manifest(report.folder)["documents"]["informe-argentina"]["chunks"]
+    assert (report.embedded, report.embedded_sentences) == (argentina, 0)  # its sentences' vectors were readable
     loaded = index_store.load_index(root / "index")
     assert loaded.fallback_from is None and len(loaded.chunks) == report.chunks
-    assert not newer.exists()
+    assert not newer.exists() and path.stat().st_size == size
 
 
 def test_a_dangling_current_link_is_a_damaged_build(template: Path, tmp_path: Path) -> None:
@@ -292,21 +316,23 @@ def test_a_dangling_current_link_is_a_damaged_build(template: Path, tmp_path: Pa
     assert index_store.load_index(root / "index").fallback_from is None
 
 
-def test_a_build_without_a_record_still_fails_in_one_line(template: Path, tmp_path: Path) -> None:
-    """A format-1 build has no record of its files; its load errors are still turned into one line."""
+def test_a_part_whose_files_match_their_record_but_not_each_other_is_damaged(template: Path, tmp_path: Path) -> None:
+    """Files rewritten together with their record (by hand, or a bug) pass the checksums; the load
+    still checks the counts against each other and says which file disagrees, in one line."""
     root = copy_root(template, tmp_path / "root")
     older, newer = builds_of(root)
-    manifest = index_store.read_manifest(newer)
-    del manifest["files"]
-    (newer / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-    truncate(newer / "faiss.index")
+    part = part_folder(newer, NEWER_ID)
+    TermCounts.count(["one text only", "and a second"], ["en", "en"]).save(part / "terms.npz")
+    record = json.loads((part / "segment.json").read_text(encoding="utf-8"))
+    data = (part / "terms.npz").read_bytes()
+    record["files"]["terms.npz"] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    (part / "segment.json").write_text(json.dumps(record), encoding="utf-8")
     loaded = index_store.load_index(root / "index")
     assert loaded.folder == older
-    assert loaded.notices[0].startswith(f"index build {newer.name} is damaged "
-                                        "(faiss.index: not a readable FAISS index)")
-    truncate(newer / "embeddings.npy")
+    named = f"{index_store.SEGMENTS}/{part.name}/terms.npz"
+    assert loaded.notices[0].startswith(f"index build {newer.name} is damaged ({named}: term counts of 2 texts for ")
     damage = index_store.check_build(newer)
-    assert damage is not None and damage.file == "embeddings.npy" and "\n" not in str(damage)
+    assert damage is not None and damage.file == named and "\n" not in str(damage)
 
 
 def test_a_build_counts_as_good_once_loaded_and_two_good_ones_are_kept(tmp_path: Path) -> None:
@@ -325,10 +351,13 @@ def test_a_build_counts_as_good_once_loaded_and_two_good_ones_are_kept(tmp_path:
     kept = {f.name for f in (index_dir / "builds").iterdir()}
     # the newest build, the two good builds before it (the one it replaced among them)
     assert kept == {f.name for f in folders[-3:]}
+    # and the parts they name: the two reports and the four notes (the first note's build is gone,
+    # but its part is named by the later ones)
+    assert len(list((index_dir / index_store.SEGMENTS).iterdir())) == 6
 
     # a build that never loaded is not fallen back to
     (folders[-2] / index_store.GOOD_MARKER).unlink()
-    (folders[-1] / "embeddings.npy").unlink()
+    (part_folder(folders[-1], "note-3") / "embeddings.npy").unlink()
     assert index_store.load_index(index_dir).folder == folders[-3]
 
 
@@ -351,13 +380,14 @@ def test_asking_with_a_damaged_file_answers_from_a_good_build(
 ) -> None:
     root = copy_root(model_template, tmp_path / "root")
     older, newer = builds_of(root)
-    DAMAGES[damage](newer / file)
+    path, named = target(newer, file)
+    DAMAGES[damage](path)
     engine = Engine(make_settings(root, cache_dir), embedder=embedder)  # a fresh process, in effect
     echoed: list[str] = []
     report = engine.ensure_index(echo=echoed.append)
     assert report is not None and report.damaged_build == newer.name
     said = damaged(echoed)
-    assert len(said) == 1 and one_line_naming(said[0], file), echoed
+    assert len(said) == 1 and one_line_naming(said[0], named), echoed
     assert said[0].endswith(f"; using the previous build {older.name}")
     answer = engine.ask(QUESTION)
     assert not answer.abstained and "3,100" in answer.answer
@@ -366,20 +396,21 @@ def test_asking_with_a_damaged_file_answers_from_a_good_build(
 
 
 @pytest.mark.slow  # builds with the real model
-def test_both_builds_damaged_the_engine_rebuilds_and_answers(
+def test_a_damaged_part_both_builds_name_the_engine_reads_it_again_and_answers(
     model_template: Path, tmp_path: Path, cache_dir: Path, embedder
 ) -> None:
     root = copy_root(model_template, tmp_path / "root")
-    older, newer = builds_of(root)
-    delete(newer / "chunks.jsonl")
-    truncate(older / "faiss.index")
+    _, newer = builds_of(root)
+    path, named = target(newer, "part/chunks.jsonl", "informe-mexico")
+    delete(path)
     engine = Engine(make_settings(root, cache_dir), embedder=embedder)
     echoed: list[str] = []
     report = engine.ensure_index(echo=echoed.append)
     assert report is not None and not report.up_to_date and report.damaged_build == newer.name
-    assert damaged(echoed) == [f"gcm-qa: index build {newer.name} is damaged (chunks.jsonl: missing); no earlier good "
-                         "build to fall back to, so the index is rebuilt from what can still be read"]
-    assert report.embedded > 0  # without its chunks the damaged build's vectors cannot be matched to text
+    assert damaged(echoed) == [f"gcm-qa: index build {newer.name} is damaged ({named}: missing); no earlier good "
+                               "build to fall back to, so the index is rebuilt from what can still be read"]
+    assert report.embedded > 0  # without its chunks the part's vectors cannot be matched to text
+    assert report.changed == ["informe-mexico.txt"]
     answer = engine.ask(QUESTION)
     assert not answer.abstained and "3,100" in answer.answer
 
@@ -393,18 +424,19 @@ def run_cli(root: Path, cache_dir: Path, *args: str) -> subprocess.CompletedProc
 
 
 @pytest.mark.slow  # starts a process
-def test_gcm_qa_ask_on_an_empty_faiss_index_says_so_in_one_line(
+def test_gcm_qa_ask_on_an_empty_vector_file_says_so_in_one_line(
     model_template: Path, tmp_path: Path, cache_dir: Path
 ) -> None:
     root = copy_root(model_template, tmp_path / "root")
     older, newer = builds_of(root)
-    size = (newer / "faiss.index").stat().st_size
-    (newer / "faiss.index").write_bytes(b"")
+    path, named = target(newer, "part/embeddings.npy")
+    size = path.stat().st_size
+    path.write_bytes(b"")
     result = run_cli(root, cache_dir, "ask", QUESTION)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if "damaged" in line]
-    assert lines == [f"gcm-qa: index build {newer.name} is damaged (faiss.index: 0 bytes, expected {size:,}); "
+    assert lines == [f"gcm-qa: index build {newer.name} is damaged ({named}: 0 bytes, expected {size:,}); "
                      f"using the previous build {older.name}"]
     assert "3,100" in result.stdout
 

@@ -52,9 +52,25 @@ def test_auto_is_flat_below_the_threshold(make_engine, tmp_path: Path) -> None:
     engine = built(make_engine, tmp_path, index_type="auto", hnsw_min_chunks=10_000)
     index = engine.index
     assert len(index.chunks) >= 30
-    assert isinstance(index.faiss_index, faiss.IndexFlatIP)
+    assert isinstance(index.faiss_index, index_store.FlatIndex)
     assert index.index_type == "flat"
     assert index.manifest["faiss"] == {"type": "flat"}
+
+
+def test_the_flat_search_is_faiss_exact_search_over_the_vectors_where_they_lie() -> None:
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(500, 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    flat = index_store.FlatIndex(vectors)
+    reference = faiss.IndexFlatIP(32)
+    reference.add(vectors)
+    queries = rng.normal(size=(4, 32)).astype(np.float32)
+    for k in (1, 10, 499, 600):  # past the last vector: -1, as IndexFlatIP gives
+        scores, ids = flat.search(queries, k)
+        expected_scores, expected_ids = reference.search(queries, k)
+        assert np.array_equal(ids, expected_ids)
+        np.testing.assert_allclose(scores, expected_scores, rtol=1e-6)
+    assert np.shares_memory(flat.vectors, vectors) and (flat.ntotal, flat.d) == (500, 32)
 
 
 def test_auto_is_hnsw_at_the_threshold(make_engine, tmp_path: Path) -> None:
@@ -77,7 +93,7 @@ def test_auto_is_hnsw_at_the_threshold(make_engine, tmp_path: Path) -> None:
 
 def test_the_setting_overrides_auto(make_engine, tmp_path: Path) -> None:
     engine = built(make_engine, tmp_path, index_type="flat", hnsw_min_chunks=1)
-    assert isinstance(engine.index.faiss_index, faiss.IndexFlatIP)
+    assert isinstance(engine.index.faiss_index, index_store.FlatIndex)
     assert engine.index.manifest["faiss"]["type"] == "flat"
     engine = make_engine(retrieval={"index_type": "hnsw", "hnsw_min_chunks": 10_000}, **SMALL)
     engine.build()

@@ -7,11 +7,12 @@ import re
 import unicodedata
 from pathlib import Path
 
+import bm25s
 import numpy as np
 import pytest
 import Stemmer
 
-from gcm_qa.keyword import STOPWORDS, KeywordIndex, fold, tokenize
+from gcm_qa.keyword import STOPWORDS, KeywordIndex, TermCounts, Vocabulary, fold, tokenize
 from gcm_qa.settings import KeywordSettings
 
 TEXTS = [
@@ -43,13 +44,70 @@ def test_numbers_and_names_match_across_languages() -> None:
     assert scores[0] > 0 and scores[1] > 0
 
 
-def test_languages_survive_save_and_load(tmp_path: Path) -> None:
-    index = KeywordIndex.build(TEXTS, LANGUAGES, **BM25)
-    index.save(tmp_path)
-    loaded = KeywordIndex.load(tmp_path)
+def test_term_counts_survive_save_and_load(tmp_path: Path) -> None:
+    counts = TermCounts.count(TEXTS, LANGUAGES)
+    counts.save(tmp_path / "terms.npz")
+    loaded = TermCounts.load(tmp_path / "terms.npz")
     assert loaded.languages.tolist() == LANGUAGES
-    query = "regularizar la situación"
-    assert np.array_equal(loaded.scores(query), index.scores(query))
+    for name in ("vocab", "indptr", "ids", "counts"):
+        assert np.array_equal(getattr(loaded, name), getattr(counts, name))
+
+
+def test_term_counts_that_do_not_fit_together_are_refused(tmp_path: Path) -> None:
+    counts = TermCounts.count(TEXTS, LANGUAGES)
+    bad = TermCounts(counts.vocab[:2], counts.indptr, counts.ids, counts.counts, counts.languages)
+    bad.save(tmp_path / "terms.npz")
+    with pytest.raises(ValueError, match="do not fit together"):
+        TermCounts.load(tmp_path / "terms.npz")
+
+
+CORPUS = [
+    ("The regularisation programme benefited thousands of people, people and more people.", "en"),
+    ("Remittances fell during the pandemic and recovered in 2021.", "en"),
+    ("", "en"),  # no token: counted as one placeholder, as bm25s does
+    ("the of and to", "en"),  # stop words only
+    ("Migrants, migrants: regularisation of 2,000 migrants in 2020.", "en"),
+    ("Pandemic measures on remittances: remittances, remittances.", "en"),
+    ("Consular protection for people in transit.", "en"),
+]
+QUERIES = ["regularisation people people", "migrants 2020", "pandemic remittances", "consular transit people",
+           "nothing matches here"]
+
+
+@pytest.mark.parametrize("k1,b", [(1.5, 0.75), (0.9, 0.4), (2.0, 1.0)])
+def test_scores_equal_bm25s_on_the_same_tokens(k1: float, b: float) -> None:
+    """The index scores with bm25s's default formula ('lucene'), repeated query terms included."""
+    texts, languages = zip(*CORPUS, strict=True)
+    ours = KeywordIndex.build(texts, languages, k1=k1, b=b)
+    reference = bm25s.BM25(k1=k1, b=b)
+    reference.index([tokenize(t) or ["∅"] for t in texts], show_progress=False)
+    for query in QUERIES:
+        known = [t for t in tokenize(query) if t in reference.vocab_dict]
+        expected = reference.get_scores(known) if known else np.zeros(len(texts))
+        np.testing.assert_allclose(ours.scores(query), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_documents_joined_score_as_one_index_of_all_their_texts() -> None:
+    """Each document keeps its own counts; joined, IDF and average length are the whole corpus's,
+    whichever documents were mapped into the vocabulary first or joined before."""
+    texts, languages = zip(*CORPUS, strict=True)
+    whole = KeywordIndex.build(texts, languages, **BM25)
+    parts = [TermCounts.count(texts[:2], languages[:2]), TermCounts.count(texts[2:5], languages[2:5]),
+             TermCounts.count(texts[5:], languages[5:])]
+    vocabulary = Vocabulary()
+    vocabulary.columns(TermCounts.count(["unrelated words first, elsewhere"], ["en"]).vocab)
+    earlier = KeywordIndex([(parts[2], vocabulary.columns(parts[2].vocab))], vocabulary, **BM25)
+    joined = KeywordIndex([(p, vocabulary.columns(p.vocab)) for p in parts], vocabulary, **BM25)
+    for query in QUERIES:
+        np.testing.assert_allclose(joined.scores(query), whole.scores(query), rtol=1e-6)
+    assert earlier.rows == 2 and joined.rows == len(texts)
+
+
+def test_a_term_keeps_its_column_as_the_vocabulary_grows() -> None:
+    vocabulary = Vocabulary()
+    first = vocabulary.columns(np.array(["migrant", "remitt"]))
+    second = vocabulary.columns(np.array(["remitt", "consular", "migrant"]))
+    assert first.tolist() == [0, 1] and second.tolist() == [1, 2, 0]
 
 
 def test_a_language_without_a_stemmer_is_tokenised_as_english() -> None:

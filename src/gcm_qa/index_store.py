@@ -3,32 +3,36 @@
 Layout of ``index/``::
 
     current -> builds/20261128T101500-3f2a9c1e   (a symlink, replaced atomically)
-    builds/<id>/manifest.json   recipe, settings, per-document hashes and metadata
-    builds/<id>/chunks.jsonl    one chunk and its metadata per line
-    builds/<id>/embeddings.npy  float32, L2-normalised, row i = chunk i
-    builds/<id>/faiss.index     IndexFlatIP over those rows, or IndexHNSWFlat (inner product) for a large
-                                corpus (retrieval.index_type; the manifest's ``faiss`` says which)
-    builds/<id>/bm25/           bm25s arrays (.npy) and vocabulary (JSON)
-    builds/<id>/sentence_spans.npy, sentence_embeddings.npy, bm25_sentences/
-                                the same per sentence (chunk index, start, end inside the chunk):
-                                short questions match one sentence better than a whole chunk, and
-                                the answerer quotes sentences without embedding them again
+    builds/<id>/manifest.json   recipe, settings, and per document: file, sha256, metadata and the
+                                key of its part; the size and sha256 of the build's own files
+    builds/<id>/faiss.index     only for a large corpus: an IndexHNSWFlat (inner product) over every
+                                part's vectors (retrieval.index_type; the manifest's ``faiss`` says
+                                which). A flat index is made from the vectors when the build is loaded.
+    segments/<key>/             one document's part: its chunks, their vectors (float32,
+                                L2-normalised), its sentences (chunk, start, end) and their vectors,
+                                and the BM25 term counts of both (see :mod:`gcm_qa.segments`).
+                                Sentences are kept because short questions match one sentence better
+                                than a whole chunk, and the answerer quotes them without embedding again
 
-A build writes a fresh folder and only then repoints ``current``, so a crash at any moment leaves
-the previous index whole. Embeddings are reused by the model's identity and the hash of the exact
-text embedded, so only new or changed passages meet the model: a new chunker or cleaner re-embeds
-only the passages whose text it changed, and a different model re-embeds everything. A shipped
-corpus comes with its vectors (``index/vectors/<model>.npz``, see :mod:`gcm_qa.vector_store`), so a
-fresh clone does not spend minutes embedding the report before its first answer.
+A build writes only the parts of new or changed files, then a fresh build folder naming every part,
+and only then repoints ``current``, so a crash at any moment leaves the previous index whole; the cost
+of adding a report is that report's, not the corpus's (benchmarks/bench_incremental.py measures it).
+Embeddings are reused by the model's identity and the hash of the exact text embedded, so only new or
+changed passages meet the model: a new chunker or cleaner re-embeds only the passages whose text it
+changed (a part takes the vectors of the part it replaces), and a different model re-embeds
+everything. A shipped corpus comes with its vectors (``index/vectors/<model>.npz``, see
+:mod:`gcm_qa.vector_store`), so a fresh clone does not spend minutes embedding the report before its
+first answer.
 
-An index heals itself. Each build's manifest records the size and sha256 of every file it wrote, and
-a load checks them (hashing the shipped report's 9 MB build costs 10-20 ms) before handing the
-files to faiss, numpy and bm25s, whose errors on a cut-short file are raw tracebacks. A build that
-fails the check, or whose files will not load, raises :class:`IndexDamaged` naming the file and what
-is wrong with it, and is never used: the load falls back to the newest *good* build (one that has
-loaded successfully once, marked by a ``.loaded`` file; the last few are kept for this), and the next
-build (``ensure_index`` calls one, since a damaged index counts as stale) repoints ``current`` to that
-good build, or rebuilds from whatever can still be read when there is none.
+An index heals itself. Each build's manifest records the size and sha256 of its files, and each part
+those of its own; a load checks them (hashing the shipped report's 9 MB costs 10-20 ms; a process
+does it once per file while the file is unchanged) before handing the files to faiss and numpy, whose
+errors on a cut-short file are raw tracebacks. A build that fails the check, or whose files will not
+load, raises :class:`IndexDamaged` naming the file (a part's as ``segments/<key>/<file>``) and what is
+wrong with it, and is never used: the load falls back to the newest *good* build (one that has loaded
+successfully once, marked by a ``.loaded`` file; the last few are kept for this) that does not need the
+damaged file, and the next build (``ensure_index`` calls one, since a damaged index counts as stale)
+repoints ``current`` to that good build, or reads the documents whose parts are damaged again.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ import faiss
 import numpy as np
 from tqdm import tqdm
 
-from gcm_qa import corpus, profiles, vector_store
+from gcm_qa import corpus, profiles, segments, vector_store
 from gcm_qa.chunking import chunk_document
 from gcm_qa.cleaning import clean_pages, table_of_contents
 from gcm_qa.embedder import Embedder
@@ -60,7 +64,7 @@ from gcm_qa.forms import FormReading, read_form
 from gcm_qa.keyword import KeywordIndex
 from gcm_qa.loaders import DocumentError, load
 from gcm_qa.sentences import split_sentences
-from gcm_qa.settings import KeywordSettings, RetrievalSettings, Settings
+from gcm_qa.settings import RetrievalSettings, Settings
 from gcm_qa.structure import layout, section_pages
 from gcm_qa.types import Chunk, DocMeta
 
@@ -68,13 +72,15 @@ log = logging.getLogger(__name__)
 
 # 2: the manifest records every file's size and sha256 (``files``), checked at load. An index of
 # format 1 is rebuilt once (its vectors are reused), so every build in use can be checked.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 # Good builds (loaded successfully at least once) kept besides the newest, to fall back to when the
 # newest is damaged; each costs the index's size again on disk (9 MB for the shipped report). A knob
 # for the code, not a setting: fewer than one would leave nothing to fall back to.
 KEEP_GOOD_BUILDS = 2
 GOOD_MARKER = ".loaded"  # written into a build's folder after its first successful load
 MANIFEST_FILE = "manifest.json"
+FAISS_FILE = "faiss.index"  # a build's HNSW graph; a flat index is made from the vectors at load
+SEGMENTS = "segments"  # index/segments/<key>: one document's part (gcm_qa.segments)
 # The code that turns a file into chunks, sentences and keyword tokens. Its hash is part of the
 # recipe, so an upgrade that changes cleaning, chunking or tokenising rebuilds the index instead of
 # mixing old and new chunks.
@@ -99,7 +105,7 @@ class IndexDamaged(IndexMissingError):
     """A build whose files are missing, cut short, garbled or unreadable.
 
     One error type for every way a build can be broken, so callers (and the user) get one line
-    naming the file and the reason instead of a traceback from faiss, numpy, json or bm25s. It is an
+    naming the file and the reason instead of a traceback from faiss, numpy or json. It is an
     :class:`IndexMissingError`, so code that already reports a missing index in one line (the CLI)
     reports this one too. ``problems`` holds every damaged file found (file -> reason); the message
     names the first.
@@ -122,7 +128,7 @@ class LoadedIndex:
     manifest: dict[str, Any]
     chunks: list[Chunk]
     embeddings: np.ndarray
-    faiss_index: faiss.Index
+    faiss_index: faiss.Index | FlatIndex  # an HNSW graph, or exact search over ``embeddings``
     keyword: KeywordIndex
     sentence_spans: np.ndarray  # int64 (n, 3): chunk index, start, end within the chunk text
     sentence_embeddings: np.ndarray
@@ -226,20 +232,13 @@ def chosen_index_type(n_chunks: int, retrieval: RetrievalSettings) -> str:
     return "hnsw" if n_chunks >= retrieval.hnsw_min_chunks else "flat"
 
 
-def make_faiss_index(matrix: np.ndarray, retrieval: RetrievalSettings) -> tuple[faiss.Index, dict[str, Any]]:
-    """The FAISS index over ``matrix`` (L2-normalised rows, so inner product is cosine), and what
-    the manifest records of it."""
-    dim = int(matrix.shape[1])
-    kind = chosen_index_type(int(matrix.shape[0]), retrieval)
-    if kind == "hnsw":
-        index = faiss.IndexHNSWFlat(dim, retrieval.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = retrieval.hnsw_ef_construction
-        index.add(matrix)
-        return index, {"type": "hnsw", "hnsw_m": retrieval.hnsw_m,
-                       "hnsw_ef_construction": retrieval.hnsw_ef_construction}
-    index = faiss.IndexFlatIP(dim)
+def make_hnsw_index(matrix: np.ndarray, retrieval: RetrievalSettings) -> tuple[faiss.Index, dict[str, Any]]:
+    """The HNSW graph over ``matrix`` (L2-normalised rows, so inner product is cosine), and what the
+    manifest records of it. A flat index is not stored: it is :class:`FlatIndex` over the vectors."""
+    index = faiss.IndexHNSWFlat(int(matrix.shape[1]), retrieval.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = retrieval.hnsw_ef_construction
     index.add(matrix)
-    return index, {"type": "flat"}
+    return index, {"type": "hnsw", "hnsw_m": retrieval.hnsw_m, "hnsw_ef_construction": retrieval.hnsw_ef_construction}
 
 
 def current_folder(index_dir: Path) -> Path | None:
@@ -290,11 +289,6 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     return json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
 
 
-def read_chunks(folder: Path) -> list[Chunk]:
-    with (folder / "chunks.jsonl").open(encoding="utf-8") as f:
-        return [Chunk.from_dict(json.loads(line)) for line in f if line.strip()]
-
-
 # --- checking a build ----------------------------------------------------------------------------
 
 
@@ -321,9 +315,8 @@ _VERIFIED: dict[Path, tuple[tuple[Any, ...], dict[str, str]]] = {}
 
 
 def _problems(folder: Path) -> dict[str, str]:
-    """Every file of a build that is missing or differs from the manifest's record (file -> reason);
-    empty for a sound build. A build of format 1 has no record and passes here (its load still
-    turns any error into IndexDamaged)."""
+    """Every file of a build, and of the document parts it names, that is missing or differs from
+    its record (file -> reason; a part's files as ``segments/<key>/<name>``); empty for a sound build."""
     if not folder.is_dir():
         return {"": "its folder is missing"}
     try:
@@ -335,12 +328,12 @@ def _problems(folder: Path) -> dict[str, str]:
     if not isinstance(manifest, dict):
         return {MANIFEST_FILE: "not a manifest"}
     record = manifest.get("files")
-    if record is None:
-        return {}
+    documents = manifest.get("documents")
     try:
         expected = {str(rel): (int(e["size"]), str(e["sha256"])) for rel, e in record.items()}
+        keys = [str(d["segment"]) for d in documents.values()]
     except (AttributeError, KeyError, TypeError, ValueError):
-        return {MANIFEST_FILE: "its record of the build's files is garbled"}
+        return {MANIFEST_FILE: "its record of the build's files and parts is garbled"}
     problems: dict[str, str] = {}
     stats: list[tuple[str, int, int, int]] = []
     for rel, (size, _) in expected.items():
@@ -352,53 +345,57 @@ def _problems(folder: Path) -> dict[str, str]:
         if st.st_size != size:
             problems[rel] = f"{st.st_size:,} bytes, expected {size:,}"
         stats.append((rel, st.st_size, st.st_mtime_ns, st.st_ino))
-    if problems:
-        return problems
-    manifest_stat = (folder / MANIFEST_FILE).stat()
-    signature = (manifest_stat.st_mtime_ns, manifest_stat.st_size, *stats)
-    cached = _VERIFIED.get(folder)
-    if cached is not None and cached[0] == signature:
-        return dict(cached[1])
-    for rel, (_, sha) in expected.items():
-        if _sha256(folder / rel) != sha:
-            problems[rel] = "garbled (its checksum does not match)"
-    _VERIFIED[folder] = (signature, dict(problems))
+    if not problems:
+        manifest_stat = (folder / MANIFEST_FILE).stat()
+        signature = (manifest_stat.st_mtime_ns, manifest_stat.st_size, *stats)
+        cached = _VERIFIED.get(folder)
+        if cached is not None and cached[0] == signature:
+            problems = dict(cached[1])
+        else:
+            for rel, (_, sha) in expected.items():
+                if _sha256(folder / rel) != sha:
+                    problems[rel] = "garbled (its checksum does not match)"
+            _VERIFIED[folder] = (signature, dict(problems))
+    parts = _segments_dir(folder)
+    for key in keys:
+        for name, reason in segments.problems(parts / key, segments.CACHE.verified).items():
+            problems[_part_file(key, name)] = reason
     return problems
 
 
+def _segments_dir(build_folder: Path) -> Path:
+    """``index/segments`` of a build in ``index/builds/<id>``."""
+    return build_folder.parent.parent / SEGMENTS
+
+
+def _part_file(key: str, name: str) -> str:
+    """How a message names a file of a part: by its path in the index folder."""
+    return f"{SEGMENTS}/{key}/{name}".rstrip("/")
+
+
 def verify_build(folder: Path) -> None:
-    """Raise IndexDamaged unless every file of the build matches the manifest's record (sizes, then
-    sha256 of every file: 10-20 ms for the shipped report's 9 MB, cached while no file changes)."""
+    """Raise IndexDamaged unless every file of the build and of its parts matches its record (sizes,
+    then sha256: 10-20 ms for the shipped report's 9 MB, cached while no file changes)."""
     problems = _problems(folder)
     if problems:
         file, reason = next(iter(problems.items()))
         raise IndexDamaged(folder, file, reason, problems=problems)
 
 
-def _read(folder: Path, name: str, reader: Callable[[], Any]) -> Any:
-    """``reader()``, with any exception of the library behind it turned into IndexDamaged for ``name``."""
-    try:
-        return reader()
-    except IndexDamaged:
-        raise
-    except Exception as exc:  # faiss raises RuntimeError, numpy ValueError, bm25s anything
-        if name == "faiss.index":
-            reason = "not a readable FAISS index"
-        else:
-            first = (str(exc).strip().splitlines() or [""])[0]
-            reason = f"cannot be read ({type(exc).__name__}: {first[:80]})"
-        raise IndexDamaged(folder, name, reason) from None
+class FlatIndex:
+    """Exact inner-product search over the joined vectors where they lie: ``faiss.knn``, the search
+    an IndexFlatIP runs (the same neighbours and scores, -1 past the last vector), without the copy
+    of every vector an IndexFlatIP holds (0.3 s to make at fifty reports, each time one is added)."""
 
+    metric_type = faiss.METRIC_INNER_PRODUCT
 
-def _load_array(path: Path, columns: int | None = None) -> np.ndarray:
-    array = np.load(path, allow_pickle=False)
-    if array.ndim != 2 or (columns is not None and array.shape[1] != columns):
-        raise ValueError(f"an array of shape {array.shape}")
-    return array
+    def __init__(self, vectors: np.ndarray) -> None:
+        self.vectors = vectors
+        self.ntotal = int(vectors.shape[0])
+        self.d = int(vectors.shape[1])
 
-
-def _documents(keyword: KeywordIndex) -> int:
-    return int(keyword.retriever.scores["num_docs"])
+    def search(self, x: np.ndarray, k: int, params: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        return faiss.knn(x, self.vectors, k, metric=faiss.METRIC_INNER_PRODUCT)
 
 
 def _faiss_type(index: faiss.Index) -> str:
@@ -407,50 +404,100 @@ def _faiss_type(index: faiss.Index) -> str:
     return "flat" if isinstance(index, faiss.IndexFlat) else type(index).__name__
 
 
-def _load_build(folder: Path) -> LoadedIndex:
-    """One build, checked: its files against the manifest's record, then loaded with every library
-    error turned into IndexDamaged, then its parts against each other."""
+def _parts(folder: Path) -> tuple[dict[str, Any], list[segments.Segment]]:
+    """A build checked (its files and its parts' against their records) and its parts read, in the
+    manifest's order of documents; IndexDamaged names the first file that is not right."""
     verify_build(folder)
-    manifest = _read(folder, MANIFEST_FILE, lambda: read_manifest(folder))
-    if not isinstance(manifest.get("documents"), dict):
+    manifest = read_manifest(folder)
+    documents = manifest.get("documents")
+    if not isinstance(documents, dict) or not documents:
         raise IndexDamaged(folder, MANIFEST_FILE, "it lists no documents")
-    chunks = _read(folder, "chunks.jsonl", lambda: read_chunks(folder))
-    embeddings = _read(folder, "embeddings.npy", lambda: _load_array(folder / "embeddings.npy"))
-    index = _read(folder, "faiss.index", lambda: faiss.read_index(str(folder / "faiss.index")))
-    keyword = _read(folder, "bm25", lambda: KeywordIndex.load(folder / "bm25"))
-    spans = _read(folder, "sentence_spans.npy", lambda: _load_array(folder / "sentence_spans.npy", 3))
-    sentence_vectors = _read(folder, "sentence_embeddings.npy",
-                             lambda: _load_array(folder / "sentence_embeddings.npy"))
-    sentence_keyword = _read(folder, "bm25_sentences", lambda: KeywordIndex.load(folder / "bm25_sentences"))
-    n = len(chunks)
-    mismatch = [
-        ("chunks.jsonl", n == 0, "no chunks"),
-        ("embeddings.npy", embeddings.shape[0] != n, f"{embeddings.shape[0]:,} vectors for {n:,} chunks"),
-        ("faiss.index", index.ntotal != n, f"{index.ntotal:,} vectors for {n:,} chunks"),
-        ("faiss.index", index.d != embeddings.shape[1], f"dimension {index.d}, the embeddings' {embeddings.shape[1]}"),
-        ("faiss.index", _faiss_type(index) != manifest.get("faiss", {}).get("type", "flat"),
-         f"a {_faiss_type(index)} index where the manifest records {manifest.get('faiss', {}).get('type', 'flat')}"),
-        ("bm25", {len(keyword.languages), _documents(keyword)} != {n}, f"{_documents(keyword):,} passages and "
-         f"{len(keyword.languages):,} languages for {n:,} chunks"),
-        ("sentence_embeddings.npy", len(sentence_vectors) != len(spans),
-         f"{len(sentence_vectors):,} vectors for {len(spans):,} sentences"),
-        ("sentence_spans.npy", bool(len(spans)) and not 0 <= int(spans[:, 0].min()) <= int(spans[:, 0].max()) < n,
-         "sentences of chunks that do not exist"),
-        ("bm25_sentences", {len(sentence_keyword.languages), _documents(sentence_keyword)} != {max(len(spans), 1)},
-         f"{_documents(sentence_keyword):,} sentences and {len(sentence_keyword.languages):,} languages "
-         f"for {len(spans):,} spans"),
-    ]
-    for name, wrong, reason in mismatch:
-        if wrong:
-            raise IndexDamaged(folder, name, reason)
+    parts_dir = _segments_dir(folder)
+    parts: list[segments.Segment] = []
+    dimension = int(manifest.get("dimension", 0))
+    for doc_id, doc in documents.items():
+        key = str(doc["segment"])
+        try:
+            part = segments.CACHE.load(parts_dir / key)
+        except segments.SegmentDamaged as damage:
+            raise IndexDamaged(folder, _part_file(key, damage.file), damage.reason) from None
+        if part.info.get("doc_id") != doc_id or len(part.chunks) != doc.get("chunks"):
+            raise IndexDamaged(folder, _part_file(key, segments.SEGMENT_FILE),
+                               f"it holds {part.info.get('doc_id')}, where the build expects {doc_id}")
+        if part.dimension != dimension:
+            raise IndexDamaged(folder, _part_file(key, "embeddings.npy"),
+                               f"dimension {part.dimension}, the build's {dimension}")
+        parts.append(part)
+    return manifest, parts
+
+
+def _load_build(folder: Path) -> LoadedIndex:
+    """One build: checked, its parts read (or taken from those this process read before, see
+    :class:`gcm_qa.segments.Cache`) and joined into one index, in the manifest's order of documents,
+    which a build keeps and extends at the end: the vectors of the documents a previous load joined
+    are not copied again (:func:`gcm_qa.segments.join_rows`). After the join each part's arrays are
+    views into the joined ones, so holding the parts for the next build costs no memory."""
+    manifest, parts = _parts(folder)
+    documents = list(manifest["documents"].values())
+    chunks: list[Chunk] = []
+    span_blocks: list[np.ndarray] = []
+    for part, doc in zip(parts, documents, strict=True):
+        meta = DocMeta(**doc["meta"])
+        first = part.chunks[0]
+        same = (first.title, first.kind, first.author, first.language, first.stakeholder) == (
+            meta.title, meta.kind, meta.author, meta.language, meta.stakeholder)
+        span_blocks.append(part.spans + np.array([len(chunks), 0, 0], dtype=np.int64))
+        chunks.extend(part.chunks if same else [_with_meta(c, meta) for c in part.chunks])
+    dimension = int(manifest["dimension"])
+    try:
+        joined = segments.CACHE.join(_segments_dir(folder), parts)
+    except segments.SegmentDamaged as damage:  # a file changed since it was checked
+        key = next(p.key for p in parts if p.embeddings is None)
+        raise IndexDamaged(folder, _part_file(key, damage.file), damage.reason) from None
+    embeddings = joined.vectors[: joined.used]
+    sentence_vectors = joined.sentence_vectors[: joined.sentences_used]
+    spans = np.concatenate(span_blocks)
+    vocabulary = segments.CACHE.vocabulary(_segments_dir(folder))
+    columns = [p.columns(vocabulary) for p in parts]
+    bm25 = manifest["recipe"]
+    k1, b = float(bm25["bm25_k1"]), float(bm25["bm25_b"])
+    keyword = KeywordIndex([(p.terms, c[0]) for p, c in zip(parts, columns, strict=True)], vocabulary, k1=k1, b=b)
+    sentence_keyword = KeywordIndex([(p.sentence_terms, c[1]) for p, c in zip(parts, columns, strict=True)],
+                                    vocabulary, k1=k1, b=b)
+    kind = manifest.get("faiss", {}).get("type", "flat")
+    if kind == "flat":
+        index: faiss.Index | FlatIndex = FlatIndex(embeddings)
+    else:
+        index = _read(folder, FAISS_FILE, lambda: faiss.read_index(str(folder / FAISS_FILE)))
+        mismatch = [(index.ntotal != len(chunks), f"{index.ntotal:,} vectors for {len(chunks):,} chunks"),
+                    (index.d != dimension, f"dimension {index.d}, the embeddings' {dimension}"),
+                    (_faiss_type(index) != kind, f"a {_faiss_type(index)} index where the manifest records {kind}")]
+        for wrong, reason in mismatch:
+            if wrong:
+                raise IndexDamaged(folder, FAISS_FILE, reason)
+    segments.CACHE.keep(_segments_dir(folder), {p.key for p in parts})
     return LoadedIndex(folder, manifest, chunks, embeddings, index, keyword, spans, sentence_vectors,
                        sentence_keyword)
 
 
-def check_build(folder: Path) -> IndexDamaged | None:
-    """What is wrong with a build (None if it loads): the full load, without keeping it."""
+def _read(folder: Path, name: str, reader: Callable[[], Any]) -> Any:
+    """``reader()``, with any exception of the library behind it turned into IndexDamaged for ``name``."""
     try:
-        _load_build(folder)
+        return reader()
+    except IndexDamaged:
+        raise
+    except Exception as exc:  # faiss raises RuntimeError
+        first = (str(exc).strip().splitlines() or [""])[0]
+        reason = "not a readable FAISS index" if name == FAISS_FILE else f"cannot be read ({first[:80]})"
+        raise IndexDamaged(folder, name, reason) from None
+
+
+def check_build(folder: Path) -> IndexDamaged | None:
+    """What is wrong with a build (None if it is whole): its files and its parts' checked and the
+    parts read, which costs nothing more for parts this process has read before and not since
+    changed. A large build's HNSW graph is checked by its checksum alone here, read at load."""
+    try:
+        _parts(folder)
     except IndexDamaged as damage:
         return damage
     return None
@@ -619,6 +666,9 @@ def _build_locked(
     echo: Callable[[str], None],
     started: float,
 ) -> BuildReport:
+    """Each document's part is found by its key (see :mod:`gcm_qa.segments`), so only a new or
+    changed file is read, and only its part is written; the build itself is a manifest naming the
+    parts (and, for a large corpus, its HNSW graph)."""
     index_dir = settings.paths.index_dir
     report = BuildReport()
     if not settings.paths.corpus_dir.is_dir():
@@ -626,131 +676,191 @@ def _build_locked(
     files, manifest_errors = scan(settings)
     report.errors.extend(manifest_errors)
     the_recipe = recipe(settings, model_identity)
+    parts_dir = index_dir / SEGMENTS
 
     previous_folder = _current_target(index_dir)
-    source = previous_folder  # the build whose manifest and chunks are reused
+    source = previous_folder  # the build whose documents this one starts from
     damage: IndexDamaged | None = None
-    prev_manifest: dict[str, Any] = {}
-    prev_chunks: dict[str, list[Chunk]] = {}
-    # text hash -> vector, for this model: the shipped vectors, then the previous build's
-    known_vectors = {} if full else vector_store.load(settings.paths.vectors_dir, model_identity)
-    if previous_folder is not None and not full:
+    if previous_folder is not None:
         damage = check_build(previous_folder)
-        unreadable = damage.problems if damage is not None else {}
         if damage is not None:
             source = _heal(index_dir, previous_folder, damage, report, echo)
-            if source != previous_folder:  # what the damaged build holds that can be read is not embedded again
-                known_vectors.update(_reusable(previous_folder, model_identity, the_recipe, unreadable)[2])
-                unreadable = {}
-        if source is not None:
-            prev_manifest, prev_chunks, vectors = _reusable(source, model_identity, the_recipe, unreadable)
-            known_vectors.update(vectors)
-    elif previous_folder is not None and check_build(previous_folder) is None:
-        # a full build reads and embeds everything again, but a document that no longer reads keeps
-        # the version the previous build indexed (its vectors are not reused: they are embedded anew)
-        prev_manifest, prev_chunks, _ = _reusable(previous_folder, model_identity, the_recipe, {})
+    prev_manifest = _readable_manifest(source) if source is not None else {}
+    same_model = prev_manifest.get("recipe", {}).get("model") == model_identity
+    # text hash -> vector, for this model: the shipped vectors, and what each new part embeds (a
+    # text in two new documents is embedded once); a part also takes what the part it replaces holds
+    known_vectors = {} if full else vector_store.load(settings.paths.vectors_dir, model_identity)
+    if not full and same_model and prev_manifest.get("recipe", {}).get("format") != FORMAT_VERSION:
+        known_vectors.update(_vectors_of(source))  # an index of an earlier format: its vectors
     prev_docs_by_file = {d["file"]: (doc_id, d) for doc_id, d in prev_manifest.get("documents", {}).items()}
 
     documents: dict[str, dict[str, Any]] = {}
     failed: dict[str, str] = {}
-    all_chunks: list[Chunk] = []
     used_ids: set[str] = set()
     bar = tqdm(files, desc="Reading", unit="doc", disable=not progress, leave=False)
     for path, sha, entry in bar:
         bar.set_postfix_str(path.name[:40])
         previous = prev_docs_by_file.get(path.name)
-        reused = None
-        if not full and previous is not None and previous[1]["sha256"] == sha and previous[0] in prev_chunks:
-            doc_id, doc = previous
-            meta = corpus.merge_meta(DocMeta(**doc["meta"]), entry)
-            # a document the manifest now calls a questionnaire (or no longer does) is read again
-            if (meta.kind == "questionnaire") == ("form" in doc):
-                reused = meta, [_with_meta(c, meta) for c in prev_chunks[doc_id]], doc.get("form")
-        if reused is not None:
-            meta, chunks, form = reused
-        else:
+        found = None
+        if not full and previous is not None and previous[1]["sha256"] == sha:
+            meta = corpus.merge_meta(DocMeta(**previous[1]["meta"]), entry)
+            key = segments.key(sha, the_recipe, meta.doc_id, meta.kind, meta.language)
+            info = segments.sound(parts_dir / key, segments.CACHE.verified) if meta.doc_id not in used_ids else None
+            if info is not None:
+                found = meta, key, info
+        if found is None:
             try:
                 meta, chunks, reading = prepare_document(path, entry, settings)
             except DocumentError as exc:
                 failed[path.name] = sha
                 report.errors.append(str(exc))
-                if previous is not None and previous[0] in prev_chunks:
-                    # keep the last good version rather than losing an indexed document
-                    doc_id, doc = previous
+                kept = _kept_version(previous, parts_dir, used_ids)
+                if kept is not None:  # keep the last good version rather than losing an indexed document
                     report.errors[-1] += " (kept the previously indexed version)"
-                    meta = DocMeta(**doc["meta"])
-                    documents[doc_id] = doc
-                    all_chunks.extend(prev_chunks[doc_id])
-                    used_ids.add(doc_id)
+                    documents[kept[0]] = kept[1]
+                    used_ids.add(kept[0])
                 continue
             except Exception as exc:
                 failed[path.name] = sha
                 report.errors.append(f"{path.name}: could not be read ({type(exc).__name__}: {exc})")
                 continue
             report.changed.append(path.name)
-            form = reading.to_dict() if reading is not None else None
             if reading is not None:
                 report.forms.append(f"{path.name}: {reading.note}")
-        meta, chunks = _unique_id(meta, chunks, used_ids)
+            meta, chunks = _unique_id(meta, chunks, used_ids)
+            key = segments.key(sha, the_recipe, meta.doc_id, meta.kind, meta.language)
+            info = None if full else segments.sound(parts_dir / key, segments.CACHE.verified)
+            if info is None:
+                donors = [] if full else [parts_dir / key]  # a damaged part of this key: what it still holds
+                if not full and same_model and previous is not None and "segment" in previous[1]:
+                    donors.append(parts_dir / str(previous[1]["segment"]))  # the version it replaces
+                info = _write_part(parts_dir / key, path.name, sha, meta, chunks, reading, model_identity,
+                                   known_vectors, donors, embedder, report, progress, echo)
+            found = meta, key, info
+        meta, key, info = found
         used_ids.add(meta.doc_id)
-        documents[meta.doc_id] = {"file": path.name, "sha256": sha, "chunks": len(chunks), "meta": meta.to_dict()}
-        if form is not None:
-            documents[meta.doc_id]["form"] = form
-        all_chunks.extend(chunks)
+        documents[meta.doc_id] = {"file": path.name, "sha256": sha, "chunks": int(info["chunks"]),
+                                  "meta": meta.to_dict(), "segment": key}
+        if info.get("form") is not None:
+            documents[meta.doc_id]["form"] = info["form"]
 
+    # the previous build's order, then new documents: a process that loaded the previous build
+    # appends only the new documents' vectors to those it joined (see _load_build)
+    order = [d for d in prev_manifest.get("documents", {}) if d in documents]
+    documents = {d: documents[d] for d in [*order, *(d for d in documents if d not in order)]}
     current_files = {p.name for p, _, _ in files}
     report.removed = sorted(n for n in prev_docs_by_file if n not in current_files)
     report.documents = len(documents)
-    report.chunks = len(all_chunks)
+    report.chunks = sum(int(d["chunks"]) for d in documents.values())
 
-    prev_failed = prev_manifest.get("failed", {})
+    def recorded(docs: dict[str, Any]) -> dict[str, Any]:
+        return {d: (v["meta"], v.get("segment")) for d, v in docs.items()}
+
     unchanged = (
         not full
         and prev_manifest
+        and prev_manifest.get("recipe") == the_recipe
         and (damage is None or source != previous_folder)  # a damaged build is written anew
         and not report.changed
         and not report.removed
-        and failed == prev_failed
-        and {d: v["meta"] for d, v in documents.items()}
-        == {d: v["meta"] for d, v in prev_manifest["documents"].items()}
+        and failed == prev_manifest.get("failed", {})
+        and recorded(documents) == recorded(prev_manifest["documents"])
     )
+    report.reused = report.chunks - report.embedded
     if unchanged:
         report.up_to_date = True
         report.folder = source
         if source is not None and source != previous_folder:  # the previous good build takes over
             _point_current(index_dir, source)
             _prune(index_dir, source, None)
-        report.reused = report.chunks
         report.seconds = time.perf_counter() - started
         return report
 
-    if not all_chunks:
+    if not documents:
         raise DocumentError(settings.paths.corpus_dir, "no document in the corpus could be indexed")
-    texts = [c.embed_text() for c in all_chunks]
-    matrix, report.embedded = _embed(texts, known_vectors, embedder, "passages", progress, echo)
-    report.reused = len(all_chunks) - report.embedded
-    dim = int(matrix.shape[1])
-
-    spans = [(ci, s.start, s.end) for ci, c in enumerate(all_chunks) for s in split_sentences(c.text, ci)]
-    sentence_texts = [all_chunks[ci].text[a:b] for ci, a, b in spans]
-    sentence_matrix, report.embedded_sentences = _embed(sentence_texts, known_vectors, embedder, "sentences",
-                                                        progress, echo)
-    if not spans:
-        sentence_matrix = np.zeros((0, dim), dtype=np.float32)
-    sentence_data = (np.array(spans, dtype=np.int64).reshape(-1, 3), sentence_matrix, sentence_texts)
-
+    first = segments.CACHE.load(parts_dir / next(iter(documents.values()))["segment"])
     manifest = {
         "recipe": the_recipe,
-        "dimension": dim,
+        "dimension": first.dimension,
         "settings": json.loads(settings.model_dump_json()),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "documents": documents,
         "failed": failed,
     }
-    report.folder = _write_and_swap(index_dir, manifest, all_chunks, matrix, sentence_data, settings.keyword,
-                                    settings.retrieval, keep_previous=damage is None)
+    graph = None
+    if chosen_index_type(report.chunks, settings.retrieval) != "flat":  # a graph over every vector
+        matrix = np.concatenate([segments.CACHE.load(parts_dir / d["segment"]).vectors()
+                                 for d in documents.values()])
+        graph = make_hnsw_index(matrix, settings.retrieval)
+    report.folder = _write_build(index_dir, manifest, graph, keep_previous=damage is None)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _readable_manifest(folder: Path) -> dict[str, Any]:
+    """A build's manifest as far as a new build can use it: its recipe, documents (each with file,
+    sha256, metadata and part) and failed files; empty when it cannot be read."""
+    try:
+        manifest = read_manifest(folder)
+        for doc in manifest["documents"].values():
+            DocMeta(**doc["meta"])
+            str(doc["file"]), str(doc["sha256"])
+        dict(manifest.get("failed", {}))
+        dict(manifest["recipe"])
+    except Exception:
+        return {}
+    return manifest
+
+
+def _kept_version(
+    previous: tuple[str, dict[str, Any]] | None, parts_dir: Path, used: set[str]
+) -> tuple[str, dict[str, Any]] | None:
+    """The previously indexed version of a file that no longer reads, if its part is still whole."""
+    if previous is None or previous[0] in used or "segment" not in previous[1]:
+        return None
+    if segments.sound(parts_dir / str(previous[1]["segment"]), segments.CACHE.verified) is None:
+        return None
+    return previous
+
+
+def _write_part(
+    folder: Path,
+    file: str,
+    sha: str,
+    meta: DocMeta,
+    chunks: list[Chunk],
+    reading: FormReading | None,
+    model_identity: str,
+    known: dict[str, np.ndarray],
+    donors: list[Path],
+    embedder: Callable[[], Embedder],
+    report: BuildReport,
+    progress: bool,
+    echo: Callable[[str], None],
+) -> dict[str, Any]:
+    """Embed what is not known of one document (its passages, then its sentences) and write its
+    part; returns the part's record. ``donors``: earlier parts of the document whose readable
+    vectors are used rather than embedded again."""
+    for donor in donors:
+        if donor.is_dir():
+            texts, matrix, sentences, sentence_matrix = segments.vectors(
+                donor, segments.problems(donor, segments.CACHE.verified))
+            known.update(zip(map(text_key, texts), matrix, strict=False))
+            known.update(zip(map(text_key, sentences), sentence_matrix, strict=False))
+    texts = [c.embed_text() for c in chunks]
+    matrix, embedded = _embed(texts, known, embedder, "passages", progress, echo)
+    spans = [(ci, s.start, s.end) for ci, c in enumerate(chunks) for s in split_sentences(c.text, ci)]
+    sentence_texts = [chunks[ci].text[a:b] for ci, a, b in spans]
+    sentence_matrix, embedded_sentences = _embed(sentence_texts, known, embedder, "sentences", progress, echo)
+    if not spans:
+        sentence_matrix = np.zeros((0, matrix.shape[1]), dtype=np.float32)
+    report.embedded += embedded
+    report.embedded_sentences += embedded_sentences
+    info = {"doc_id": meta.doc_id, "file": file, "sha256": sha, "model": model_identity, "meta": meta.to_dict(),
+            "form": reading.to_dict() if reading is not None else None}
+    segments.write(folder, info, chunks, matrix, np.array(spans, dtype=np.int64).reshape(-1, 3), sentence_matrix,
+                   sentence_texts)
+    return segments.read_info(folder)
 
 
 def _embed(
@@ -797,58 +907,13 @@ def _heal(
     return source
 
 
-def _reusable(
-    folder: Path, model_identity: str, the_recipe: dict[str, Any], unreadable: dict[str, str]
-) -> tuple[dict[str, Any], dict[str, list[Chunk]], dict[str, np.ndarray]]:
-    """What a new build can take from an earlier one: its manifest and chunks by document (same
-    recipe) and its vectors (same model). Files in ``unreadable``, and whatever fails to read, are
-    left out rather than raised: a build must get past a damaged predecessor."""
-    if MANIFEST_FILE in unreadable or "" in unreadable:
-        return {}, {}, {}
-    try:
-        manifest = read_manifest(folder)
-        same_model = manifest["recipe"]["model"] == model_identity
-    except Exception:
-        return {}, {}, {}
-    vectors = _build_vectors(folder, unreadable) if same_model else {}
-    if manifest.get("recipe") != the_recipe or "chunks.jsonl" in unreadable:
-        return {}, {}, vectors
-    by_doc: dict[str, list[Chunk]] = {}
-    try:
-        for chunk in read_chunks(folder):
-            by_doc.setdefault(chunk.doc_id, []).append(chunk)
-        for doc in manifest["documents"].values():  # what the build reads of each document
-            DocMeta(**doc["meta"])
-            str(doc["file"]), str(doc["sha256"])
-        dict(manifest.get("failed", {}))
-    except Exception:
-        return {}, {}, vectors
-    return manifest, by_doc, vectors
-
-
-def _build_vectors(folder: Path, unreadable: dict[str, str] | None = None) -> dict[str, np.ndarray]:
-    """Text hash -> vector for every passage and sentence of a build that can be read: nothing of
-    a file in ``unreadable`` and nothing whose counts do not match."""
-    skip = unreadable or {}
-    found: dict[str, np.ndarray] = {}
-    if "chunks.jsonl" in skip:
-        return found
-    try:
-        chunks = read_chunks(folder)
-        if "embeddings.npy" not in skip:
-            vectors = _load_array(folder / "embeddings.npy")
-            if len(vectors) == len(chunks):
-                found.update((text_key(c.embed_text()), v) for c, v in zip(chunks, vectors, strict=True))
-        if "sentence_spans.npy" in skip or "sentence_embeddings.npy" in skip:
-            return found
-        spans = _load_array(folder / "sentence_spans.npy", 3)
-        sentence_vectors = _load_array(folder / "sentence_embeddings.npy")
-        if len(spans) != len(sentence_vectors):
-            return found
-        for (ci, a, b), vector in zip(spans, sentence_vectors, strict=True):
-            found[text_key(chunks[int(ci)].text[int(a) : int(b)])] = vector
-    except Exception:  # whatever a damaged file raises: reuse what was read, embed the rest
-        pass
+def _vectors_of(folder: Path) -> dict[str, np.ndarray]:
+    """Text hash -> vector of every passage and sentence readable in ``folder``: a part, or a build
+    of format 2, which held the whole corpus's files in the same layout (so an upgraded index
+    embeds nothing it had)."""
+    texts, matrix, sentences, sentence_matrix = segments.vectors(folder, {})
+    found = dict(zip(map(text_key, texts), matrix, strict=False))
+    found.update(zip(map(text_key, sentences), sentence_matrix, strict=False))
     return found
 
 
@@ -858,9 +923,13 @@ def export_vectors(settings: Settings, model_identity: str) -> Path:
     if folder is None:
         raise IndexMissingError(f"no index in {settings.paths.index_dir} (run 'gcm-qa index')")
     verify_build(folder)
-    if read_manifest(folder)["recipe"]["model"] != model_identity:
+    manifest = read_manifest(folder)
+    if manifest["recipe"]["model"] != model_identity:
         raise IndexMissingError(f"the index in {folder} was built with another model; run 'gcm-qa index' first")
-    return vector_store.save(settings.paths.vectors_dir, model_identity, _build_vectors(folder))
+    vectors: dict[str, np.ndarray] = {}
+    for doc in manifest["documents"].values():
+        vectors.update(_vectors_of(_segments_dir(folder) / doc["segment"]))
+    return vector_store.save(settings.paths.vectors_dir, model_identity, vectors)
 
 
 def _with_meta(chunk: Chunk, meta: DocMeta) -> Chunk:
@@ -885,40 +954,25 @@ def _unique_id(meta: DocMeta, chunks: list[Chunk], used: set[str]) -> tuple[DocM
     return meta, [replace(c, doc_id=new_id, chunk_id=f"{new_id}:{i}") for i, c in enumerate(chunks)]
 
 
-def _write_and_swap(
+def _write_build(
     index_dir: Path,
     manifest: dict[str, Any],
-    chunks: list[Chunk],
-    matrix: np.ndarray,
-    sentence_data: tuple[np.ndarray, np.ndarray, list[str]],
-    bm25: KeywordSettings,
-    retrieval: RetrievalSettings,
+    graph: tuple[faiss.Index, dict[str, Any]] | None,
     keep_previous: bool = True,
 ) -> Path:
-    """Write a build into a fresh folder, point ``current`` at it, and prune old builds (the one it
-    replaces is kept unless ``keep_previous`` is False, i.e. it was damaged). The FAISS index is flat
-    or HNSW as ``retrieval`` says (see :func:`chosen_index_type`); the manifest's ``faiss`` records which."""
+    """Write a build (its manifest, and the HNSW graph of a large corpus) into a fresh folder, point
+    ``current`` at it, and prune old builds and the parts no build names (the build it replaces is
+    kept unless ``keep_previous`` is False, i.e. it was damaged)."""
     builds = index_dir / "builds"
     builds.mkdir(parents=True, exist_ok=True)
     for stale in builds.glob(".tmp-*"):  # left by a crashed build
         shutil.rmtree(stale, ignore_errors=True)
     tmp = builds / f".tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
-    with (tmp / "chunks.jsonl").open("w", encoding="utf-8") as f:
-        for chunk in chunks:
-            f.write(json.dumps(chunk.to_dict(), ensure_ascii=False) + "\n")
-    np.save(tmp / "embeddings.npy", matrix, allow_pickle=False)
-    dense_index, written = make_faiss_index(matrix, retrieval)
-    faiss.write_index(dense_index, str(tmp / "faiss.index"))
-    del dense_index
-    languages = [c.language for c in chunks]
-    KeywordIndex.build([c.embed_text() for c in chunks], languages, k1=bm25.k1, b=bm25.b).save(tmp / "bm25")
-    spans, sentence_matrix, sentence_texts = sentence_data
-    np.save(tmp / "sentence_spans.npy", spans, allow_pickle=False)
-    np.save(tmp / "sentence_embeddings.npy", sentence_matrix, allow_pickle=False)
-    sentence_languages = [languages[int(ci)] for ci in spans[:, 0]]
-    KeywordIndex.build(sentence_texts or ["∅"], sentence_languages or ["en"], k1=bm25.k1, b=bm25.b).save(
-        tmp / "bm25_sentences")
+    written: dict[str, Any] = {"type": "flat"}
+    if graph is not None:
+        faiss.write_index(graph[0], str(tmp / FAISS_FILE))
+        written = graph[1]
     manifest = {**manifest, "faiss": written, "files": _file_record(tmp)}  # files: checked at every load
     (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
     _fsync_tree(tmp)
@@ -941,14 +995,27 @@ def _point_current(index_dir: Path, folder: Path) -> None:
 def _prune(index_dir: Path, current: Path, previous: Path | None) -> None:
     """Remove old builds but ``current``, the one it replaced (``previous``, if given) and the newest
     KEEP_GOOD_BUILDS good builds, which a load falls back to when ``current`` turns out damaged.
-    A damaged build has lost its good mark, so it goes unless it is one of these."""
+    A damaged build has lost its good mark, so it goes unless it is one of these. Then remove the
+    parts no remaining build names (and any a crashed build left half written)."""
     keep = {current.name, *(f.name for f in _good_builds(index_dir, exclude=current)[:KEEP_GOOD_BUILDS])}
     if previous is not None:
         keep.add(previous.name)
+    named: set[str] = set()
     for folder in (index_dir / "builds").resolve().iterdir():
-        if not folder.name.startswith(".") and folder.name not in keep:
+        if folder.name.startswith("."):
+            continue
+        if folder.name not in keep:
             shutil.rmtree(folder, ignore_errors=True)
             _VERIFIED.pop(folder, None)
+            continue
+        with contextlib.suppress(Exception):  # a damaged manifest names nothing
+            named.update(str(d["segment"]) for d in read_manifest(folder)["documents"].values())
+    parts = index_dir / SEGMENTS
+    if parts.is_dir():
+        for folder in parts.iterdir():
+            if folder.name not in named:
+                shutil.rmtree(folder, ignore_errors=True)
+                segments.CACHE.forget(folder)
 
 
 def _fsync_tree(folder: Path) -> None:

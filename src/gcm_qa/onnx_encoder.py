@@ -136,7 +136,7 @@ def export(folder: Path, weights: str, echo: Callable[[str], None] = lambda _m: 
         (work / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
         reference = st.encode(list(CHECK_TEXTS), prompt_name="query" if "query" in prompts else None,
                               normalize_embeddings=True, convert_to_numpy=True)
-        ours = OnnxEncoder(work, threads=0).encode(CHECK_TEXTS, "query")
+        ours = OnnxEncoder(work, threads=0).encode(CHECK_TEXTS, "query", batch_size=len(CHECK_TEXTS))
         cosine = float(np.min(np.sum(reference * ours, axis=1)))
         if cosine < MIN_COSINE:
             raise ExportError(f"the ONNX export of {folder.name} gives vectors unlike sentence-transformers' "
@@ -256,10 +256,11 @@ class OnnxEncoder:
             return _pieces_ids(self.tokenizer, self._twin, texts, self.max_tokens)
         return [e.ids for e in self.tokenizer.encode_batch(list(texts))]
 
-    def encode(self, texts: Sequence[str], prompt: str | None, batch_size: int = 16,
+    def encode(self, texts: Sequence[str], prompt: str | None, *, batch_size: int,
                progress: bool = False) -> np.ndarray:
         """L2-normalised float32 vectors; ``prompt`` names one of the model's prompts ('query',
-        'document'); ``progress`` shows a bar over the batches (a build embeds thousands of texts)."""
+        'document'); ``batch_size``: texts per forward pass (the setting ``embedding.batch_size``);
+        ``progress`` shows a bar over the batches (a build embeds thousands of texts)."""
         prefix = self.prompts.get(prompt, "") if prompt else ""
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:

@@ -65,9 +65,10 @@ class EmbeddingSettings(_Group):
     backend: Literal["auto", "onnx", "sentence-transformers"] = Field(
         "auto",
         description="What runs the encoder, for questions and documents alike: 'onnx' runs the model's ONNX "
-        "export (made by 'gcm-qa models install') with ONNX Runtime and tokenizers, which start in under a "
-        "second without torch; 'sentence-transformers' loads the full model with torch; 'auto' takes the "
-        "export when there is one.",
+        "export (made by 'gcm-qa models install') with ONNX Runtime, its text tokenized by the model's "
+        "SentencePiece model where the export checked it gives tokenizer.json's ids (else by tokenizers), "
+        "which start in under a second without torch; 'sentence-transformers' loads the full model with "
+        "torch; 'auto' takes the export when there is one.",
     )
     multilingual: bool = Field(
         False,
