@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import queue
 import shutil
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -225,6 +227,24 @@ def test_the_parts_a_process_holds_share_the_loaded_index_memory(make_engine, tm
         part = segments.CACHE.load(parts / doc["segment"])
         assert np.shares_memory(part.embeddings, index.embeddings)
         assert np.shares_memory(part.sentence_embeddings, index.sentence_embeddings)
+
+
+def test_an_index_replaced_by_a_build_is_freed_when_let_go(make_engine, tmp_path: Path) -> None:
+    """The engine keeps a loaded index out of the cyclic collector's walks (gc.freeze), which is
+    safe only while nothing of it is held in a cycle: by reference counting alone, the index a build
+    replaces goes as soon as nothing uses it."""
+    engine = make_engine()
+    write_docs(tmp_path / "corpus", DOCS)
+    engine.build()
+    engine.ask("How many totalisation requests did the social security bank of Uruguay process?")
+    old_index, old_retriever = weakref.ref(engine.index), weakref.ref(engine._retriever_or_load())
+    (tmp_path / "corpus" / NEW_DOC[0]).write_text(NEW_DOC[1], encoding="utf-8")
+    gc.disable()  # no collection may help
+    try:
+        engine.build()
+        assert old_index() is None and old_retriever() is None
+    finally:
+        gc.enable()
 
 
 def test_changing_chunk_size_rechunks_and_embeds_only_new_text(make_engine, tmp_path: Path) -> None:
