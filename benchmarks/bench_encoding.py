@@ -25,7 +25,7 @@ from common import ROOT, Section, main, timed
 from gcm_qa import models
 from gcm_qa.embedder import load_embedder
 from gcm_qa.engine import Engine
-from gcm_qa.onnx_encoder import MODEL_FILE, OnnxEncoder
+from gcm_qa.onnx_encoder import MODEL_FILE, STAMP_FILE, OnnxEncoder
 from gcm_qa.settings import EmbeddingSettings, Settings
 
 
@@ -33,18 +33,27 @@ def int8_model(onnx_dir: Path, make: bool) -> Path | None:
     """The int8 copy of the ONNX export (made here when ``make``)."""
     target = onnx_dir.parent / "onnx-int8"
     if (target / MODEL_FILE).is_file():
+        _copy_tokenizer(onnx_dir, target)  # one made before the export kept SentencePiece's model
         return target
     if not make:
         return None
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     work = Path(tempfile.mkdtemp(prefix=".onnx-int8-", dir=onnx_dir.parent))
-    for name in ("config.json", "tokenizer.json"):
-        shutil.copy(onnx_dir / name, work / name)
+    _copy_tokenizer(onnx_dir, work)
     quantize_dynamic(str(onnx_dir / MODEL_FILE), str(work / MODEL_FILE), weight_type=QuantType.QInt8,
                      per_channel=True, use_external_data_format=True)
     work.rename(target)
     return target
+
+
+def _copy_tokenizer(onnx_dir: Path, target: Path) -> None:
+    """Everything of the export but the weights (config, tokenizer.json, SentencePiece's model): what
+    OnnxEncoder reads besides the model file."""
+    for path in onnx_dir.iterdir():
+        if (path.is_file() and not path.name.startswith(Path(MODEL_FILE).stem) and path.name != STAMP_FILE
+                and not (target / path.name).exists()):
+            shutil.copy(path, target / path.name)
 
 
 def passages(n: int) -> list[str]:

@@ -122,6 +122,37 @@ def test_a_change_of_index_type_rebuilds_without_embedding_again(make_engine, tm
     assert index_store.is_stale(denser.settings, denser.model.identity)
 
 
+def test_adding_a_document_extends_the_previous_hnsw_graph(make_engine, tmp_path: Path) -> None:
+    """HNSW takes additions: a build that adds a document reads the previous build's graph and adds
+    the new vectors (byte for byte what doing so here gives, on one thread); a removal makes it anew."""
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)  # insertion order decides the graph; threads would interleave it
+    try:
+        engine = built(make_engine, tmp_path, index_type="hnsw", hnsw_m=8, hnsw_ef_construction=40)
+        first = engine.index.folder
+        (tmp_path / "corpus" / "quarry.txt").write_text(
+            "The quarry of Monte Bruno\n\nIn season 3 the quarry of Monte Bruno cut 412 granite blocks and "
+            "shipped them by barge.", encoding="utf-8")
+        engine.build()
+        second = engine.index.folder
+        key = engine.index.manifest["documents"]["quarry"]["segment"]
+        expected = faiss.read_index(str(first / index_store.FAISS_FILE))
+        expected.hnsw.efConstruction = 40
+        expected.add(np.load(tmp_path / "index" / index_store.SEGMENTS / key / "embeddings.npy"))
+        written = (second / index_store.FAISS_FILE).read_bytes()
+        assert bytes(faiss.serialize_index(expected)) == written
+        assert engine.index.faiss_index.ntotal == len(engine.index.chunks)
+        hits = engine._retriever_or_load().search(prepare("How many granite blocks did the quarry cut?"), top_k=3)
+        assert hits[0].chunk.doc_id == "quarry"
+
+        (tmp_path / "corpus" / "harbour.txt").unlink()  # a removal: the graph is made anew
+        engine.build()
+        assert engine.index.faiss_index.ntotal == len(engine.index.chunks)
+        assert {c.doc_id for c in engine.index.chunks} == {"orchard", "library", "railway", "quarry"}
+    finally:
+        faiss.omp_set_num_threads(threads)
+
+
 def test_a_damaged_record_of_the_type_is_caught_at_load(make_engine, tmp_path: Path) -> None:
     """A manifest saying HNSW over a flat index file is a damaged build, not a silent flat search."""
     engine = built(make_engine, tmp_path, index_type="flat")
