@@ -6,7 +6,10 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+import threading
+import time
 import unicodedata
+import warnings
 from pathlib import Path
 
 import docx
@@ -36,6 +39,28 @@ def test_normal_pdf_pages_are_numbered_and_extracted() -> None:
     assert [n for n, _ in raw.pages] == [1, 2, 3, 4]
     assert all(len(text) > 2000 for _, text in raw.pages)
     assert "Huardest gefburn" in raw.pages[0][1]
+    assert raw.warnings == ()
+
+
+def test_a_resource_warning_from_elsewhere_in_the_process_is_not_the_pdfs() -> None:
+    """Warnings are caught process-wide while a PDF is read; a socket or file that some other part
+    of the process left open, finalised meanwhile (here: by another thread, all along), is not a
+    warning about the PDF."""
+    stop = threading.Event()
+
+    def elsewhere() -> None:
+        while not stop.is_set():
+            warnings.warn("unclosed <socket.socket fd=12>", ResourceWarning, stacklevel=1)
+            time.sleep(0.0005)
+
+    thread = threading.Thread(target=elsewhere)
+    thread.start()
+    try:
+        time.sleep(0.01)
+        raw = load_pdf(PDF_DIR / "pdflatex-4-pages.pdf")
+    finally:
+        stop.set()
+        thread.join()
     assert raw.warnings == ()
 
 

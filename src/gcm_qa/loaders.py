@@ -153,7 +153,9 @@ def load_pdf(path: Path, limits: LimitSettings | None = None, language: str | No
                 raise DocumentError(path, "the PDF is encrypted and needs a password to open")
             pages = _pdf_pages(reader, budget)
             scan = _ocr_pages(reader, pages, budget, language)
-            caught.extend(str(w.message) for w in warned)
+            # the PDF's own warnings; not a ResourceWarning for a socket or file some other part of the
+            # process left open, which the collector may finalise while the PDF is being read
+            caught.extend(str(w.message) for w in warned if not issubclass(w.category, ResourceWarning))
         title = None
         try:
             meta = reader.metadata
