@@ -7,7 +7,7 @@ machine and the commit), ``benchmarks/results/summary.md`` and ``benchmarks/resu
 Sections run one after another in this one run, so each comparison inside a section (ONNX against
 sentence-transformers, gcm-qa against the LangChain tutorial pipeline, flat against HNSW) meets the
 same machine; numbers are medians over repeats, comparisons are ratios. ``--quick`` takes fewer
-repeats and questions: 6 minutes on 2 Zen 5 cores, some 18 on 2 Zen 3 cores. Nothing here asserts a time: a
+repeats and questions: 6.6 minutes on 2 Zen 4 cores, 6 on Zen 5, some 18 on Zen 3. Nothing here asserts a time: a
 missed target is printed and recorded (``ok: false``), as a benchmark should.
 """
 
@@ -126,7 +126,7 @@ def chart(sections: list[Section], path: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true",
-                    help="fewer repeats and questions (6 minutes on 2 Zen 5 cores, 18 on Zen 3)")
+                    help="fewer repeats and questions (6.6 minutes on 2 Zen 4 cores, 18 on Zen 3)")
     ap.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections: " + ", ".join(SECTIONS))
     ap.add_argument("--out", type=Path, default=RESULTS, help="folder for latest.json, summary.md and chart.png")
     args = ap.parse_args()

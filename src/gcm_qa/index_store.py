@@ -1008,7 +1008,7 @@ def _write_build(
         written = graph[1]
     manifest = {**manifest, "faiss": written, "files": _file_record(tmp)}  # files: checked at every load
     (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
-    _fsync_tree(tmp)
+    segments.fsync_tree(tmp)
     build_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
     final = builds / build_id
     tmp.rename(final)
@@ -1022,7 +1022,7 @@ def _point_current(index_dir: Path, folder: Path) -> None:
     link_tmp = index_dir / f".current-{uuid.uuid4().hex[:8]}"
     link_tmp.symlink_to(Path("builds") / folder.name)
     os.replace(link_tmp, index_dir / "current")  # the atomic step
-    _fsync_dir(index_dir)
+    segments.fsync_dir(index_dir)
 
 
 def _prune(index_dir: Path, current: Path, previous: Path | None) -> None:
@@ -1049,19 +1049,3 @@ def _prune(index_dir: Path, current: Path, previous: Path | None) -> None:
             if folder.name not in named:
                 shutil.rmtree(folder, ignore_errors=True)
                 segments.CACHE.forget(folder)
-
-
-def _fsync_tree(folder: Path) -> None:
-    for path in folder.rglob("*"):
-        if path.is_file():
-            with path.open("rb") as f:
-                os.fsync(f.fileno())
-    _fsync_dir(folder)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

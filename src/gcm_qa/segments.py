@@ -138,19 +138,25 @@ def write(
     record = {name: {"size": (tmp / name).stat().st_size, "sha256": _sha256(tmp / name)} for name in FILES}
     info = {**info, "format": FORMAT, "chunks": len(chunks), "sentences": len(spans), "files": record}
     (tmp / SEGMENT_FILE).write_text(json.dumps(info, ensure_ascii=False, indent=1), encoding="utf-8")
-    for name in (*FILES, SEGMENT_FILE):
-        with (tmp / name).open("rb") as f:
-            os.fsync(f.fileno())
-    _fsync_dir(tmp)
+    fsync_tree(tmp)
     if folder.exists():  # a damaged part of the same key: set aside, then removed
         aside = parent / f".old-{uuid.uuid4().hex[:8]}"
         folder.rename(aside)
         shutil.rmtree(aside, ignore_errors=True)
     tmp.rename(folder)
-    _fsync_dir(parent)
+    fsync_dir(parent)
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_tree(folder: Path) -> None:
+    """Every file of ``folder`` and the folder itself on disk before it is renamed into place."""
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with path.open("rb") as f:
+                os.fsync(f.fileno())
+    fsync_dir(folder)
+
+
+def fsync_dir(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
