@@ -215,6 +215,21 @@ def test_a_new_title_reads_nothing_again_and_every_passage_carries_it(make_engin
     assert {c.title for c in again.chunks if c.doc_id == "informe-mexico"} == {"Informe de México, segunda lectura"}
 
 
+def test_new_bm25_parameters_read_no_document_again_and_score_anew(make_engine, tmp_path: Path) -> None:
+    engine = make_engine()
+    write_docs(tmp_path / "corpus", DOCS)
+    engine.build()
+    question = "totalisation requests social security bank"
+    before, files = engine.index.keyword.scores(question), part_files(tmp_path / "index")
+    flatter = make_engine(keyword={"k1": 0.5, "b": 0.2})
+    assert index_store.is_stale(flatter.settings, flatter.model.identity)
+    report, embedded = timed_build(flatter)
+    assert not report.up_to_date and report.changed == [] and embedded == 0
+    assert part_files(tmp_path / "index") == files
+    after = flatter.index.keyword.scores(question)
+    assert int(after.argmax()) == int(before.argmax()) and not np.allclose(after, before)
+
+
 def test_the_parts_a_process_holds_share_the_loaded_index_memory(make_engine, tmp_path: Path) -> None:
     """Held for the next build, a part costs no memory of its own: its arrays are views into the
     loaded index's."""

@@ -114,6 +114,7 @@ def test_a_change_of_index_type_rebuilds_without_embedding_again(make_engine, tm
     report = hnsw.ensure_index()
     assert report is not None and not report.up_to_date
     assert report.embedded == 0 and report.embedded_sentences == 0  # the vectors are the same
+    assert report.changed == []  # and so are the documents' parts: no file is read again
     assert hnsw.index.folder != first
     assert isinstance(hnsw.index.faiss_index, faiss.IndexHNSWFlat)
     assert hnsw.index.manifest["recipe"]["faiss"]["type"] == "hnsw"

@@ -81,6 +81,7 @@ GOOD_MARKER = ".loaded"  # written into a build's folder after its first success
 MANIFEST_FILE = "manifest.json"
 FAISS_FILE = "faiss.index"  # a build's HNSW graph; a flat index is made from the vectors at load
 SEGMENTS = "segments"  # index/segments/<key>: one document's part (gcm_qa.segments)
+JOIN_SETTINGS = ("faiss", "bm25_k1", "bm25_b")  # recipe entries applied to the parts as they are joined
 # The code that turns a file into chunks, sentences and keyword tokens. Its hash is part of the
 # recipe, so an upgrade that changes cleaning, chunking or tokenising rebuilds the index instead of
 # mixing old and new chunks.
@@ -681,6 +682,9 @@ def _build_locked(
     files, manifest_errors = scan(settings)
     report.errors.extend(manifest_errors)
     the_recipe = recipe(settings, model_identity)
+    # what shapes a part: not the dense index's type, nor BM25's k1 and b (applied when parts are
+    # joined), so changing those writes a new manifest and reads no file again
+    part_recipe = {k: v for k, v in the_recipe.items() if k not in JOIN_SETTINGS}
     parts_dir = index_dir / SEGMENTS
 
     previous_folder = _current_target(index_dir)
@@ -709,7 +713,7 @@ def _build_locked(
         found = None
         if not full and previous is not None and previous[1]["sha256"] == sha:
             meta = corpus.merge_meta(DocMeta(**previous[1]["meta"]), entry)
-            key = segments.key(sha, the_recipe, meta.doc_id, meta.kind, meta.language)
+            key = segments.key(sha, part_recipe, meta.doc_id, meta.kind, meta.language)
             info = segments.sound(parts_dir / key, segments.CACHE.verified) if meta.doc_id not in used_ids else None
             if info is not None:
                 found = meta, key, info
@@ -733,7 +737,7 @@ def _build_locked(
             if reading is not None:
                 report.forms.append(f"{path.name}: {reading.note}")
             meta, chunks = _unique_id(meta, chunks, used_ids)
-            key = segments.key(sha, the_recipe, meta.doc_id, meta.kind, meta.language)
+            key = segments.key(sha, part_recipe, meta.doc_id, meta.kind, meta.language)
             info = None if full else segments.sound(parts_dir / key, segments.CACHE.verified)
             if info is None:
                 donors = [] if full else [parts_dir / key]  # a damaged part of this key: what it still holds

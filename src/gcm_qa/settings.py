@@ -210,7 +210,8 @@ class ScoringSettings(_Group):
 
 
 class KeywordSettings(_Group):
-    """BM25's parameters. They shape the stored keyword index, so they are in the index recipe."""
+    """BM25's parameters. They are applied to the stored term counts when the index is loaded; they
+    are in the index recipe, so a change makes a new build, which reads no document again."""
 
     k1: float = Field(1.2, ge=0, description="BM25 term-frequency saturation: how much a repeated word counts.")
     b: float = Field(0.75, ge=0, le=1, description="BM25 length normalisation: 0 ignores a passage's length, 1 "
