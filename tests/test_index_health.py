@@ -335,6 +335,41 @@ def test_a_part_whose_files_match_their_record_but_not_each_other_is_damaged(tem
     assert damage is not None and damage.file == named and "\n" not in str(damage)
 
 
+def test_an_index_of_the_earlier_format_is_upgraded_without_a_word_of_damage(template: Path, tmp_path: Path) -> None:
+    """Before parts, a build held the whole corpus's files in its own folder (format 2); the first
+    build after an upgrade takes its vectors and writes parts, embedding nothing and saying nothing."""
+    root = copy_root(template, tmp_path / "root")
+    _, newer = builds_of(root)
+    manifest = index_store.read_manifest(newer)
+    old = root / "index" / "builds" / "20261201T000000-format2"
+    old.mkdir()
+    chunks, vectors, spans, sentence_vectors = [], [], [], []
+    for doc in manifest["documents"].values():
+        part = newer.parent.parent / index_store.SEGMENTS / doc.pop("segment")
+        offset = len(chunks)
+        chunks += (part / "chunks.jsonl").read_text(encoding="utf-8").splitlines()
+        vectors.append(np.load(part / "embeddings.npy"))
+        spans.append(np.load(part / "sentence_spans.npy") + np.array([offset, 0, 0]))
+        sentence_vectors.append(np.load(part / "sentence_embeddings.npy"))
+    (old / "chunks.jsonl").write_text("\n".join(chunks) + "\n", encoding="utf-8")
+    np.save(old / "embeddings.npy", np.concatenate(vectors))
+    np.save(old / "sentence_spans.npy", np.concatenate(spans))
+    np.save(old / "sentence_embeddings.npy", np.concatenate(sentence_vectors))
+    manifest["recipe"]["format"] = 2
+    (old / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    (root / "index" / "current").unlink()
+    (root / "index" / "current").symlink_to(Path("builds") / old.name)
+    shutil.rmtree(root / "index" / index_store.SEGMENTS)
+
+    assert index_store.is_stale(hash_settings(root), HashEmbedder.identity)
+    model = HashEmbedder()
+    echoed: list[str] = []
+    report = hash_build(root, model, echo=echoed.append)
+    assert damaged(echoed) == [] and report.notices == [] and report.damaged_build is None
+    assert model.embedded == 0 and not report.up_to_date and report.documents == 3
+    assert index_store.load_index(root / "index").fallback_from is None
+
+
 def test_a_build_counts_as_good_once_loaded_and_two_good_ones_are_kept(tmp_path: Path) -> None:
     write_corpus(tmp_path / "corpus", DOCS)
     index_dir = tmp_path / "index"

@@ -690,7 +690,7 @@ def _build_locked(
     previous_folder = _current_target(index_dir)
     source = previous_folder  # the build whose documents this one starts from
     damage: IndexDamaged | None = None
-    if previous_folder is not None:
+    if previous_folder is not None and not _earlier_format(previous_folder):  # an earlier format is not damage
         damage = check_build(previous_folder)
         if damage is not None:
             source = _heal(index_dir, previous_folder, damage, report, echo)
@@ -832,6 +832,14 @@ def _graph(
             return index, wanted
     matrix = np.concatenate([segments.CACHE.load(parts_dir / key).vectors() for key in keys])
     return make_hnsw_index(matrix, retrieval)
+
+
+def _earlier_format(folder: Path) -> bool:
+    """Whether a build was written by an earlier format of the index (one folder of whole-corpus
+    files, before parts): a build takes its vectors and writes parts, saying nothing of damage."""
+    with contextlib.suppress(Exception):
+        return int(read_manifest(folder)["recipe"]["format"]) < FORMAT_VERSION
+    return False
 
 
 def _readable_manifest(folder: Path) -> dict[str, Any]:
