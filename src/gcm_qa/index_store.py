@@ -70,8 +70,8 @@ from gcm_qa.types import Chunk, DocMeta
 
 log = logging.getLogger(__name__)
 
-# 2: the manifest records every file's size and sha256 (``files``), checked at load. An index of
-# format 1 is rebuilt once (its vectors are reused), so every build in use can be checked.
+# 2: the manifest records every file's size and sha256 (``files``), checked at load. 3: one part per
+# document (gcm_qa.segments). An index of an earlier format is rebuilt once, its vectors reused.
 FORMAT_VERSION = 3
 # Good builds (loaded successfully at least once) kept besides the newest, to fall back to when the
 # newest is damaged; each costs the index's size again on disk (9 MB for the shipped report). A knob
@@ -474,7 +474,10 @@ def _load_build(folder: Path) -> LoadedIndex:
     if kind == "flat":
         index: faiss.Index | FlatIndex = FlatIndex(embeddings)
     else:
-        index = _read(folder, FAISS_FILE, lambda: faiss.read_index(str(folder / FAISS_FILE)))
+        try:
+            index = faiss.read_index(str(folder / FAISS_FILE))
+        except Exception:  # faiss raises RuntimeError on a file it cannot parse
+            raise IndexDamaged(folder, FAISS_FILE, "not a readable FAISS index") from None
         mismatch = [(index.ntotal != len(chunks), f"{index.ntotal:,} vectors for {len(chunks):,} chunks"),
                     (index.d != dimension, f"dimension {index.d}, the embeddings' {dimension}"),
                     (_faiss_type(index) != kind, f"a {_faiss_type(index)} index where the manifest records {kind}")]
@@ -484,18 +487,6 @@ def _load_build(folder: Path) -> LoadedIndex:
     segments.CACHE.keep(_segments_dir(folder), {p.key for p in parts})
     return LoadedIndex(folder, manifest, chunks, embeddings, index, keyword, spans, sentence_vectors,
                        sentence_keyword)
-
-
-def _read(folder: Path, name: str, reader: Callable[[], Any]) -> Any:
-    """``reader()``, with any exception of the library behind it turned into IndexDamaged for ``name``."""
-    try:
-        return reader()
-    except IndexDamaged:
-        raise
-    except Exception as exc:  # faiss raises RuntimeError
-        first = (str(exc).strip().splitlines() or [""])[0]
-        reason = "not a readable FAISS index" if name == FAISS_FILE else f"cannot be read ({first[:80]})"
-        raise IndexDamaged(folder, name, reason) from None
 
 
 def check_build(folder: Path) -> IndexDamaged | None:
@@ -814,8 +805,8 @@ def _graph(
     """The HNSW graph over every part's vectors. When the previous build's documents are the first
     of this one's, in order, and its graph was made alike, that graph is read and the new documents'
     vectors are added to it (HNSW takes additions, as it was built: one vector at a time); otherwise,
-    a document removed or changed, it is made anew (26 s at 47,400 passages on a Zen 4, against some
-    2 s to extend it by one report)."""
+    a document removed or changed, it is made anew (28 s at 47,400 passages on a Zen 4, against
+    0.45 s to extend it by one report: benchmarks/bench_scale.py)."""
     keys = [str(d["segment"]) for d in documents.values()]
     before = [str(d.get("segment")) for d in prev_manifest.get("documents", {}).values()]
     wanted = hnsw_record(retrieval)
@@ -888,10 +879,7 @@ def _write_part(
     vectors are used rather than embedded again."""
     for donor in donors:
         if donor.is_dir():
-            texts, matrix, sentences, sentence_matrix = segments.vectors(
-                donor, segments.problems(donor, segments.CACHE.verified))
-            known.update(zip(map(text_key, texts), matrix, strict=False))
-            known.update(zip(map(text_key, sentences), sentence_matrix, strict=False))
+            known.update(_vectors_of(donor, segments.problems(donor, segments.CACHE.verified)))
     texts = [c.embed_text() for c in chunks]
     matrix, embedded = _embed(texts, known, embedder, "passages", progress, echo)
     spans = [(ci, s.start, s.end) for ci, c in enumerate(chunks) for s in split_sentences(c.text, ci)]
@@ -952,11 +940,11 @@ def _heal(
     return source
 
 
-def _vectors_of(folder: Path) -> dict[str, np.ndarray]:
-    """Text hash -> vector of every passage and sentence readable in ``folder``: a part, or a build
-    of format 2, which held the whole corpus's files in the same layout (so an upgraded index
-    embeds nothing it had)."""
-    texts, matrix, sentences, sentence_matrix = segments.vectors(folder, {})
+def _vectors_of(folder: Path, skip: dict[str, str] | None = None) -> dict[str, np.ndarray]:
+    """Text hash -> vector of every passage and sentence readable in ``folder`` (nothing of a file in
+    ``skip``): a part, or a build of format 2, which held the whole corpus's files in the same layout
+    (so an upgraded index embeds nothing it had)."""
+    texts, matrix, sentences, sentence_matrix = segments.vectors(folder, skip or {})
     found = dict(zip(map(text_key, texts), matrix, strict=False))
     found.update(zip(map(text_key, sentences), sentence_matrix, strict=False))
     return found

@@ -188,10 +188,23 @@ def problems(folder: Path, verified: dict[Path, tuple[tuple[Any, ...], dict[str,
     """Every file of the part that is missing or differs from its record (name -> reason); empty for
     a sound part. Sizes first, then sha256, skipped while ``verified`` holds the files' stat
     signature from an earlier check."""
+    return _check(folder, verified)[1]
+
+
+def sound(folder: Path, verified: dict[Path, tuple[tuple[Any, ...], dict[str, str]]]) -> dict[str, Any] | None:
+    """The part's record when every file of it is there and matches it, else None."""
+    info, found = _check(folder, verified)
+    return None if found else info
+
+
+def _check(
+    folder: Path, verified: dict[Path, tuple[tuple[Any, ...], dict[str, str]]]
+) -> tuple[dict[str, Any] | None, dict[str, str]]:
+    """The part's record (None if it cannot be read) and what :func:`problems` says of its files."""
     try:
         info = read_info(folder)
     except SegmentDamaged as damage:
-        return {damage.file: damage.reason}
+        return None, {damage.file: damage.reason}
     found: dict[str, str] = {}
     stats: list[tuple[str, int, int, int]] = []
     for name, entry in info["files"].items():
@@ -204,17 +217,17 @@ def problems(folder: Path, verified: dict[Path, tuple[tuple[Any, ...], dict[str,
             found[name] = f"{st.st_size:,} bytes, expected {int(entry['size']):,}"
         stats.append((name, st.st_size, st.st_mtime_ns, st.st_ino))
     if found:
-        return found
+        return info, found
     own = (folder / SEGMENT_FILE).stat()
     signature = (own.st_mtime_ns, own.st_size, own.st_ino, *stats)
     cached = verified.get(folder)
     if cached is not None and cached[0] == signature:
-        return dict(cached[1])
+        return info, dict(cached[1])
     for name, entry in info["files"].items():
         if _sha256(folder / name) != str(entry["sha256"]):
             found[name] = "garbled (its checksum does not match)"
     verified[folder] = (signature, dict(found))
-    return found
+    return info, found
 
 
 def _vector_header(path: Path) -> tuple[int, int]:
@@ -272,12 +285,17 @@ def _reading(name: str) -> contextlib.AbstractContextManager[None]:
     return guard()
 
 
-def read(folder: Path) -> Segment:
+def _read_chunks(folder: Path) -> list[Chunk]:
+    with (folder / "chunks.jsonl").open(encoding="utf-8") as f:
+        return [Chunk.from_dict(json.loads(line)) for line in f if line.strip()]
+
+
+def read(folder: Path, info: dict[str, Any] | None = None) -> Segment:
     """A part, its files read and checked against each other (not against their checksums: that is
-    :func:`problems`)."""
-    info = read_info(folder)
-    with _reading("chunks.jsonl"), (folder / "chunks.jsonl").open(encoding="utf-8") as f:
-        chunks = [Chunk.from_dict(json.loads(line)) for line in f if line.strip()]
+    :func:`problems`); ``info``: its record, when the caller has just read it."""
+    info = info if info is not None else read_info(folder)
+    with _reading("chunks.jsonl"):
+        chunks = _read_chunks(folder)
     with _reading("embeddings.npy"):
         rows, dimension = _vector_header(folder / "embeddings.npy")
     with _reading("sentence_spans.npy"):
@@ -315,8 +333,7 @@ def vectors(folder: Path, skip: dict[str, str]) -> tuple[list[str], np.ndarray, 
     if "chunks.jsonl" in skip or "" in skip:
         return [], empty, [], empty
     try:
-        with (folder / "chunks.jsonl").open(encoding="utf-8") as f:
-            chunks = [Chunk.from_dict(json.loads(line)) for line in f if line.strip()]
+        chunks = _read_chunks(folder)
     except Exception:
         return [], empty, [], empty
     texts, matrix, sentences, sentence_matrix = [], empty, [], empty
@@ -333,13 +350,6 @@ def vectors(folder: Path, skip: dict[str, str]) -> tuple[list[str], np.ndarray, 
                 sentences = [chunks[int(ci)].text[int(a):int(b)] for ci, a, b in spans]
                 sentence_matrix = loaded
     return texts, matrix, sentences, sentence_matrix
-
-
-def sound(folder: Path, verified: dict[Path, tuple[tuple[Any, ...], dict[str, str]]]) -> dict[str, Any] | None:
-    """The part's record when every file of it is there and matches it, else None."""
-    if problems(folder, verified):
-        return None
-    return read_info(folder)
 
 
 # Joined arrays are allocated with room for this many times their rows, so the documents added next
@@ -425,15 +435,15 @@ class Cache:
         """The part in ``folder``, checked against its record (SegmentDamaged naming the first file
         that is not right) and read, or the one read before if its files are untouched since."""
         _, held = self._held(folder.parent)
-        found = problems(folder, self.verified)
-        if found:
+        info, found = _check(folder, self.verified)
+        if found or info is None:
             name, reason = next(iter(found.items()))
             raise SegmentDamaged(name, reason)
         signature = self.verified[folder][0]
         entry = held.get(folder.name)
         if entry is not None and entry[0] == signature:
             return entry[1]
-        segment = read(folder)
+        segment = read(folder, info)
         with self._lock:
             held[folder.name] = (signature, segment)
         return segment
