@@ -11,6 +11,7 @@ import json
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -176,3 +177,79 @@ def test_a_sentencepiece_model_that_tokenizes_otherwise_is_not_used(tmp_path: Pa
     (tmp_path / "tokenizer.model").unlink()
     differ = _sentencepiece_twin(folder, tmp_path, ["a text that writes <eos> in it"], [], 2048)
     assert differ is None and not (tmp_path / "tokenizer.model").exists()
+
+
+PASSAGES = [
+    "Migrants sent remittances home every month.",
+    "Regularización migratoria de personas venezolanas en 2021.",
+    "The review met in Santiago; forty States took part, and civil society spoke at every session "
+    "about detention, access to justice and the rights of children on the move.",
+    "Objective 23",
+    "Los consulados ofrecieron asistencia jurídica a sus nacionales en el exterior durante la pandemia.",
+]
+
+
+def _onnx_encoder(cache: Path, **kwargs: object) -> OnnxEncoder:
+    onnx = models.onnx_folder(MINILM, cache)
+    assert onnx is not None
+    return OnnxEncoder(onnx, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_build_large_enough_is_embedded_by_openvino_with_onnx_runtimes_vectors(onnx_cache: Path) -> None:
+    encoder = _onnx_encoder(onnx_cache, openvino_min_texts=4, precision="float32")
+    few = encoder.encode(PASSAGES[:3], "document", batch_size=2, bulk=True)
+    assert encoder.openvino is None  # three texts do not repay compiling
+    reference = encoder.encode(PASSAGES, "document", batch_size=2)  # not a build's: ONNX Runtime
+    assert encoder.openvino is None
+    ours = encoder.encode(PASSAGES, "document", batch_size=2, bulk=True)
+    assert encoder.openvino is not None and encoder.openvino.precision == "f32"
+    assert ours.dtype == np.float32 and np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    assert float(np.min(np.sum(ours * reference, axis=1))) > 0.99999
+    assert np.allclose(few, reference[:3], atol=1e-5)
+    # once compiled, a build of one text goes through OpenVINO too, and gives the same vector
+    assert encoder.runner(1) == encoder.openvino.run
+    assert float(encoder.encode(PASSAGES[2:3], "document", batch_size=2, bulk=True)[0] @ reference[2]) > 0.99999
+
+
+def test_the_settings_choose_what_runs_a_builds_texts(onnx_cache: Path) -> None:
+    def embedder(**embedding: object) -> SentenceTransformerEmbedder:
+        settings = EmbeddingSettings(model=MINILM.name, backend="onnx", openvino_min_texts=2, **embedding)
+        loaded = load_embedder(settings, onnx_cache, resolve(settings, onnx_cache))
+        assert isinstance(loaded, SentenceTransformerEmbedder) and loaded.onnx is not None
+        return loaded
+
+    default = embedder()
+    default.encode_queries(PASSAGES)  # questions, however many, stay with ONNX Runtime
+    assert default.onnx is not None and default.onnx.openvino is None
+    default.encode_documents(PASSAGES)
+    assert default.onnx.openvino is not None
+    plain = embedder(build_runtime="onnxruntime")
+    plain.encode_documents(PASSAGES)
+    assert plain.onnx is not None and plain.onnx.openvino is None
+    exact = embedder(dtype="float32")
+    exact.encode_documents(PASSAGES)
+    assert exact.onnx is not None and exact.onnx.openvino is not None and exact.onnx.openvino.precision == "f32"
+
+
+def test_a_graph_openvino_cannot_compile_leaves_onnx_runtime_to_embed(onnx_cache: Path, tmp_path: Path) -> None:
+    encoder = _onnx_encoder(onnx_cache, openvino_min_texts=1)
+    reference = encoder.encode(PASSAGES, "document", batch_size=4)
+    damaged = tmp_path / "model.onnx"
+    damaged.write_bytes(b"\x08\x07 not a graph")  # the export replaced on disk after the session was made
+    encoder.model_file = damaged
+    with pytest.warns(RuntimeWarning, match="OpenVINO cannot compile .*model.onnx.*embedding with ONNX Runtime"):
+        vectors = encoder.encode(PASSAGES, "document", batch_size=4, bulk=True)
+    assert encoder.openvino is None and encoder.openvino_error
+    assert np.allclose(vectors, reference, atol=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one warning, not one per build
+        encoder.encode(PASSAGES, "document", batch_size=4, bulk=True)
+
+
+def test_the_default_encoders_build_through_openvino_stays_within_the_exports_bound() -> None:
+    """EmbeddingGemma as a build runs it: OpenVINO at its own precision (bfloat16 where the CPU has it)."""
+    encoder = OnnxEncoder(_gemma_folder() / "onnx", openvino_min_texts=1)
+    reference = encoder.encode(PASSAGES + QUESTIONS, "document", batch_size=4)
+    ours = encoder.encode(PASSAGES + QUESTIONS, "document", batch_size=4, bulk=True)
+    assert encoder.openvino is not None
+    assert float(np.min(np.sum(ours * reference, axis=1))) >= MIN_COSINE

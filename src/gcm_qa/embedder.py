@@ -84,8 +84,9 @@ def compute_dtype(settings: EmbeddingSettings) -> Any:
 class SentenceTransformerEmbedder:
     """Any sentence-transformers model; its own ``query``/``document`` prompts when it defines them.
 
-    With an ONNX export (``onnx``), questions and documents are embedded by ONNX Runtime and the full
-    model is never loaded, so neither answering a question nor building an index imports torch."""
+    With an ONNX export (``onnx``), questions are embedded by ONNX Runtime, documents by OpenVINO or
+    ONNX Runtime (``embedding.build_runtime``), and the full model is never loaded, so neither
+    answering a question nor building an index imports torch."""
 
     def __init__(self, location: str, resolved: ResolvedModel, settings: EmbeddingSettings,
                  onnx: OnnxEncoder | None = None) -> None:
@@ -145,7 +146,8 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(vectors.float().cpu().numpy(), dtype=np.float32)  # numpy has no bfloat16
 
     def _encode_onnx(self, onnx: OnnxEncoder, texts: Sequence[str], prompt: str, progress: bool) -> np.ndarray:
-        vectors = onnx.encode(texts, prompt, batch_size=self.batch_size, progress=progress)
+        bulk = prompt == "document"  # a build's texts; OpenVINO may run them (OnnxEncoder.runner)
+        vectors = onnx.encode(texts, prompt, batch_size=self.batch_size, progress=progress, bulk=bulk)
         self.embedded += len(texts)
         return vectors
 
@@ -224,7 +226,8 @@ def _onnx_encoder(model: PackagedModel, cache_dir: Path, settings: EmbeddingSett
             raise ModelError(f"{model.title} has no ONNX export: run 'gcm-qa models install {model.key}'")
         return None
     try:
-        return OnnxEncoder(onnx, settings.threads)
+        bulk = settings.openvino_min_texts if settings.build_runtime == "openvino" else None
+        return OnnxEncoder(onnx, settings.threads, openvino_min_texts=bulk, precision=settings.dtype)
     except Exception as exc:  # a damaged export: the full model still answers, only slower to start
         if settings.backend == "onnx":
             raise ModelError(f"cannot load the ONNX export of {model.title} ({onnx}): {exc}") from exc

@@ -55,8 +55,9 @@ class EmbeddingSettings(_Group):
     # than float32, hence 'auto'.
     dtype: Literal["auto", "float32", "bfloat16"] = Field(
         "auto",
-        description="Weights' precision for sentence-transformers encoders; 'auto' takes bfloat16 where the "
-        "CPU computes it natively, else float32.",
+        description="Precision of a build's arithmetic: the weights of sentence-transformers encoders, and "
+        "OpenVINO's matrix products ('build_runtime'); 'auto' takes bfloat16 where the CPU computes it "
+        "natively, else float32. ONNX Runtime always computes in float32.",
     )
     # ONNX Runtime (float32) against sentence-transformers, EmbeddingGemma, 2 cores, same batches: on a CPU
     # without native bf16 (Zen 3, AVX2) 4.7 report passages/s against torch's 4.3 in float32; on one with
@@ -65,10 +66,28 @@ class EmbeddingSettings(_Group):
     backend: Literal["auto", "onnx", "sentence-transformers"] = Field(
         "auto",
         description="What runs the encoder, for questions and documents alike: 'onnx' runs the model's ONNX "
-        "export (made by 'gcm-qa models install') with ONNX Runtime, its text tokenized by the model's "
+        "export (made by 'gcm-qa models install'), questions with ONNX Runtime and a build's documents "
+        "with 'build_runtime', its text tokenized by the model's "
         "SentencePiece model where the export checked it gives tokenizer.json's ids (else by tokenizers), "
         "which start in under a second without torch; 'sentence-transformers' loads the full model with "
         "torch; 'auto' takes the export when there is one.",
+    )
+    # The report's 2,209 passages and sentences on a Zen 4 (AVX512-BF16), 2 cores, batches of 8: ONNX
+    # Runtime (float32) 147 s, OpenVINO (bfloat16 matrix products) 76 s, every vector within cosine 0.9994.
+    build_runtime: Literal["openvino", "onnxruntime"] = Field(
+        "openvino",
+        description="What runs the ONNX export when a build embeds documents: 'openvino' compiles it with "
+        "OpenVINO, which computes in bfloat16 where the CPU does so natively (see 'dtype'); 'onnxruntime' "
+        "runs it as questions are run. Questions always go through ONNX Runtime, which starts in a "
+        "fraction of the time.",
+    )
+    # Compiling takes about 2.5 s and then saves about half of ONNX Runtime's 0.067 s a text: it pays
+    # from some 80 texts on. A questionnaire of 15 passages and 49 sentences stays with ONNX Runtime.
+    openvino_min_texts: int = Field(
+        100,
+        ge=1,
+        description="Texts a build must have to embed at once before OpenVINO is compiled for them; once "
+        "compiled, the process uses it for every later build.",
     )
     multilingual: bool = Field(
         False,
