@@ -33,8 +33,8 @@ from common import ROOT, Section
 RESULTS = Path(__file__).parent / "results"
 SECTIONS = {"cold": "bench_cold", "query": "bench_query", "encoding": "bench_encoding", "build": "bench_build",
             "incremental": "bench_incremental", "scale": "bench_scale"}
-PACKAGES = ("torch", "sentence-transformers", "transformers", "onnxruntime", "tokenizers", "faiss-cpu", "bm25s",
-            "langchain-community", "langchain-text-splitters")
+PACKAGES = ("torch", "sentence-transformers", "transformers", "onnxruntime", "openvino", "tokenizers", "faiss-cpu",
+            "bm25s", "langchain-community", "langchain-text-splitters")
 
 
 def machine() -> dict[str, Any]:
