@@ -85,7 +85,7 @@ def run(quick: bool) -> Section:
     if onnx_dir is not None:
         ort = OnnxEncoder(onnx_dir, settings.embedding.threads, openvino_min_texts=1,
                           precision=settings.embedding.dtype)
-        ort.runner(1)  # OpenVINO compiles here, outside the timing
+        ort.graph(1)  # OpenVINO compiles here, outside the timing
         assert ort.openvino is not None, ort.openvino_error
         paths[f"OpenVINO, {ort.openvino.precision} (builds)"] = lambda t: ort.encode(t, "document", batch_size=batch,
                                                                                       bulk=True)

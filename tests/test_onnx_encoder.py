@@ -206,8 +206,13 @@ def test_a_build_large_enough_is_embedded_by_openvino_with_onnx_runtimes_vectors
     assert ours.dtype == np.float32 and np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
     assert float(np.min(np.sum(ours * reference, axis=1))) > 0.99999
     assert np.allclose(few, reference[:3], atol=1e-5)
+    # ONNX Runtime's copy of the model was let go; a question makes it again, with the same vectors
+    assert encoder.session is None
+    question = encoder.encode(QUESTIONS, "query", batch_size=2)
+    assert encoder.session is not None and encoder.openvino is not None
+    assert np.allclose(question, _onnx_encoder(onnx_cache).encode(QUESTIONS, "query", batch_size=2), atol=1e-6)
     # once compiled, a build of one text goes through OpenVINO too, and gives the same vector
-    assert encoder.runner(1) == encoder.openvino.run
+    assert encoder.graph(1) is encoder.openvino
     assert float(encoder.encode(PASSAGES[2:3], "document", batch_size=2, bulk=True)[0] @ reference[2]) > 0.99999
 
 
@@ -231,19 +236,26 @@ def test_the_settings_choose_what_runs_a_builds_texts(onnx_cache: Path) -> None:
     assert exact.onnx is not None and exact.onnx.openvino is not None and exact.onnx.openvino.precision == "f32"
 
 
-def test_a_graph_openvino_cannot_compile_leaves_onnx_runtime_to_embed(onnx_cache: Path, tmp_path: Path) -> None:
-    encoder = _onnx_encoder(onnx_cache, openvino_min_texts=1)
+def test_a_graph_openvino_cannot_compile_is_named_and_onnx_runtime_takes_over(onnx_cache: Path,
+                                                                             tmp_path: Path) -> None:
+    """The export replaced on disk after the process loaded it: OpenVINO's failure is one warning
+    naming the file, ONNX Runtime is asked to take over, and it names the file in its turn."""
+    onnx = models.onnx_folder(MINILM, onnx_cache)
+    assert onnx is not None
+    copy = tmp_path / "onnx"
+    shutil.copytree(onnx, copy)
+    encoder = OnnxEncoder(copy, openvino_min_texts=1)
     reference = encoder.encode(PASSAGES, "document", batch_size=4)
-    damaged = tmp_path / "model.onnx"
-    damaged.write_bytes(b"\x08\x07 not a graph")  # the export replaced on disk after the session was made
-    encoder.model_file = damaged
-    with pytest.warns(RuntimeWarning, match="OpenVINO cannot compile .*model.onnx.*embedding with ONNX Runtime"):
-        vectors = encoder.encode(PASSAGES, "document", batch_size=4, bulk=True)
-    assert encoder.openvino is None and encoder.openvino_error
-    assert np.allclose(vectors, reference, atol=1e-6)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # one warning, not one per build
+    (copy / "model.onnx").write_bytes(b"\x08\x07 not a graph")
+    with (pytest.warns(RuntimeWarning, match=r"OpenVINO cannot compile .*model\.onnx.*embedding with ONNX Runtime"),
+          pytest.raises(Exception, match=r"model\.onnx")):
         encoder.encode(PASSAGES, "document", batch_size=4, bulk=True)
+    assert encoder.openvino is None and encoder.openvino_error
+    shutil.copy(onnx / "model.onnx", copy / "model.onnx")  # mended: ONNX Runtime embeds, and OpenVINO
+    with warnings.catch_warnings():  # is not tried again (one warning, not one per build)
+        warnings.simplefilter("error")
+        vectors = encoder.encode(PASSAGES, "document", batch_size=4, bulk=True)
+    assert encoder.openvino is None and np.allclose(vectors, reference, atol=1e-6)
 
 
 def test_the_default_encoders_build_through_openvino_stays_within_the_exports_bound() -> None:

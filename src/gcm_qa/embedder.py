@@ -146,7 +146,7 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(vectors.float().cpu().numpy(), dtype=np.float32)  # numpy has no bfloat16
 
     def _encode_onnx(self, onnx: OnnxEncoder, texts: Sequence[str], prompt: str, progress: bool) -> np.ndarray:
-        bulk = prompt == "document"  # a build's texts; OpenVINO may run them (OnnxEncoder.runner)
+        bulk = prompt == "document"  # a build's texts; OpenVINO may run them (OnnxEncoder.graph)
         vectors = onnx.encode(texts, prompt, batch_size=self.batch_size, progress=progress, bulk=bulk)
         self.embedded += len(texts)
         return vectors
@@ -227,7 +227,8 @@ def _onnx_encoder(model: PackagedModel, cache_dir: Path, settings: EmbeddingSett
         return None
     try:
         bulk = settings.openvino_min_texts if settings.build_runtime == "openvino" else None
-        return OnnxEncoder(onnx, settings.threads, openvino_min_texts=bulk, precision=settings.dtype)
+        return OnnxEncoder(onnx, settings.threads, openvino_min_texts=bulk,
+                           openvino_batch_tokens=settings.openvino_batch_tokens, precision=settings.dtype)
     except Exception as exc:  # a damaged export: the full model still answers, only slower to start
         if settings.backend == "onnx":
             raise ModelError(f"cannot load the ONNX export of {model.title} ({onnx}): {exc}") from exc

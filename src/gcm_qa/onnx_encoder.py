@@ -213,16 +213,15 @@ class OnnxEncoder:
     the GIL."""
 
     def __init__(self, onnx_dir: Path, threads: int = 0, *, openvino_min_texts: int | None = None,
-                 precision: str = "auto") -> None:
-        import onnxruntime as ort
-
+                 openvino_batch_tokens: int = 1024, precision: str = "auto") -> None:
         self.model_file = onnx_dir / MODEL_FILE
         self.threads = threads
         self.openvino_min_texts = openvino_min_texts  # None: ONNX Runtime for everything
+        self.openvino_batch_tokens = openvino_batch_tokens
         self.precision = precision
         self.openvino: OpenVinoGraph | None = None
         self.openvino_error: str = ""  # why OpenVINO could not compile the graph, if it could not
-        self._compile_lock = threading.Lock()
+        self._lock = threading.Lock()  # one session made, one graph compiled, whichever threads ask
 
         config = json.loads((onnx_dir / "config.json").read_text(encoding="utf-8"))
         self.prompts: dict[str, str] = config["prompts"]
@@ -239,15 +238,20 @@ class OnnxEncoder:
 
         thread = threading.Thread(target=load_tokenizer, name="gcm-qa-tokenizer", daemon=True)
         thread.start()
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3  # the exporter's shape hints are warnings, not the user's business
-        self.session = ort.InferenceSession(str(self.model_file), options, providers=["CPUExecutionProvider"])
+        self.session: Any = self._session()
         thread.join()
         if "error" in loaded:
             raise loaded["error"]
         self.tokenizer = loaded["tokenizer"]
+
+    def _session(self) -> Any:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # the exporter's shape hints are warnings, not the user's business
+        return ort.InferenceSession(str(self.model_file), options, providers=["CPUExecutionProvider"])
 
     def _load_tokenizer(self, onnx_dir: Path) -> Any:
         if self._twin is not None:
@@ -272,22 +276,23 @@ class OnnxEncoder:
         """L2-normalised float32 vectors; ``prompt`` names one of the model's prompts ('query',
         'document'); ``batch_size``: texts per forward pass (the setting ``embedding.batch_size``);
         ``progress`` shows a bar over the batches (a build embeds thousands of texts); ``bulk`` lets
-        a build's texts go through OpenVINO (see :meth:`runner`)."""
+        a build's texts go through OpenVINO (see :meth:`graph`), in batches of about
+        ``openvino_batch_tokens`` tokens rather than ``batch_size`` texts."""
         prefix = self.prompts.get(prompt, "") if prompt else ""
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return out
-        run = self.runner(len(texts)) if bulk else self._run_onnxruntime
+        graph = self.graph(len(texts)) if bulk else None
+        run, tokens = (graph.run, self.openvino_batch_tokens) if graph else (self._run_onnxruntime, None)
         encodings = self.token_ids([prefix + t for t in texts])
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i]))  # batches of like lengths pad little
-        starts: Iterable[int] = range(0, len(order), batch_size)
+        lengths = [len(e) for e in encodings]
+        batches: Iterable[list[int]] = batches_by_length(lengths, batch_size, tokens)
         if progress:  # tqdm is imported only for a build; a question's start-up stays lean
             from tqdm import tqdm
 
-            starts = tqdm(starts, desc="Embedding", unit="batch", leave=False)
-        for start in starts:
-            rows = order[start : start + batch_size]
-            width = max(len(encodings[i]) for i in rows)
+            batches = tqdm(batches, desc="Embedding", unit="batch", leave=False)
+        for rows in batches:
+            width = lengths[rows[-1]]
             ids = np.zeros((len(rows), width), dtype=np.int64)
             mask = np.zeros((len(rows), width), dtype=np.int64)
             for r, i in enumerate(rows):
@@ -299,23 +304,48 @@ class OnnxEncoder:
         return out
 
     def _run_onnxruntime(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        (vectors,) = self.session.run([OUTPUT], {"input_ids": ids, "attention_mask": mask})
+        with self._lock:
+            if self.session is None:  # released while OpenVINO compiled; a question needs it again
+                self.session = self._session()
+            session = self.session
+        (vectors,) = session.run([OUTPUT], {"input_ids": ids, "attention_mask": mask})
         return np.asarray(vectors)
 
-    def runner(self, count: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-        """What runs a build's ``count`` texts: OpenVINO once it is compiled, or when there are at
-        least ``openvino_min_texts`` of them to repay compiling it (2.5 s); else ONNX Runtime. A graph
-        OpenVINO cannot compile leaves ONNX Runtime to do the work, with one warning."""
-        with self._compile_lock:
+    def graph(self, count: int) -> OpenVinoGraph | None:
+        """OpenVINO's graph to run a build's ``count`` texts: once it is compiled, or when there are
+        at least ``openvino_min_texts`` of them to repay compiling it (2.5 s); None leaves them to ONNX
+        Runtime. A graph OpenVINO cannot compile leaves ONNX Runtime to do the work, with one warning.
+
+        ONNX Runtime's session is let go before OpenVINO compiles, so that a build holds one copy of
+        the model (1.2 GB in float32 for EmbeddingGemma), not two; a later question makes it again."""
+        with self._lock:
             wanted = self.openvino_min_texts is not None and count >= self.openvino_min_texts
             if self.openvino is None and not self.openvino_error and wanted:
+                self.session = None
                 try:
                     self.openvino = OpenVinoGraph(self.model_file, self.threads, self.precision)
                 except Exception as exc:  # any failure of a third-party compiler: the build goes on
                     self.openvino_error = _reason(exc)
                     warnings.warn(f"OpenVINO cannot compile {self.model_file} ({self.openvino_error}); "
                                   "embedding with ONNX Runtime", RuntimeWarning, stacklevel=3)
-            return self.openvino.run if self.openvino is not None else self._run_onnxruntime
+            return self.openvino
+
+
+def batches_by_length(lengths: Sequence[int], batch_size: int, tokens: int | None = None) -> list[list[int]]:
+    """Indices of texts in batches of like lengths (shortest first), so that padding stays small:
+    ``batch_size`` texts each, or, with ``tokens``, as many as fit in that many tokens counted at
+    the batch's longest text (never fewer than one). A fixed count gives short sentences small
+    matrix products, which OpenVINO runs at a lower rate than long ones."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    if tokens is None:
+        return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and (len(batches[-1]) + 1) * lengths[i] <= tokens:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
 
 
 def _reason(exc: Exception) -> str:

