@@ -101,22 +101,23 @@ def test_auto_without_an_export_falls_back_to_sentence_transformers(tmp_path: Pa
 
 
 def test_a_build_and_a_question_in_a_fresh_process_never_import_torch(onnx_cache: Path, tmp_path: Path) -> None:
-    """What makes a cold 'gcm-qa ask' fast, and a build lean: the index is built, and the question is
-    answered, in a process where torch, transformers and sentence-transformers are never imported."""
+    """What makes a cold 'gcm-qa ask' fast, and a build lean: the index is built (through OpenVINO),
+    and the question is answered, in a process where torch, transformers and sentence-transformers
+    are never imported."""
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     text = REPORT.read_text(encoding="utf-8")
     (corpus / "excerpt.txt").write_text(text[:6000], encoding="utf-8")
     env_settings = {"paths": {"corpus_dir": str(corpus), "index_dir": str(tmp_path / "index"),
                               "cache_dir": str(onnx_cache), "vectors_dir": str(tmp_path / "vectors")},
-                    "embedding": {"model": MINILM.name}}
+                    "embedding": {"model": MINILM.name, "openvino_min_texts": 1}}  # OpenVINO builds
     script = (
         "import json, sys\n"
         "from gcm_qa.engine import Engine\n"
         "from gcm_qa.settings import Settings\n"
         f"engine = Engine(Settings.model_validate(json.loads({json.dumps(json.dumps(env_settings))})))\n"
         "report = engine.build()\n"
-        "assert report.embedded > 0, report\n"
+        "assert report.embedded > 0 and engine.embedder.onnx.openvino is not None, report\n"
         "answer = engine.ask('What does the report review?')\n"
         "heavy = sorted(m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules)\n"
         "print(json.dumps({'heavy': heavy, 'passages': len(answer.passages), 'encode': answer.timings_ms['encode']}))\n"

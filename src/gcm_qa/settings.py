@@ -63,7 +63,7 @@ class EmbeddingSettings(_Group):
     # ONNX Runtime (float32) against sentence-transformers, EmbeddingGemma, 2 cores, same batches: on a CPU
     # without native bf16 (Zen 3, AVX2) 4.7 report passages/s against torch's 4.3 in float32; on one with
     # it (Zen 5, AVX512-BF16) 12.1 against 12.8 in bfloat16, with float32's exact vectors. Either way a
-    # build never loads torch, and a process holds one copy of the model (benchmarks/bench_encoding.py).
+    # build never loads torch (benchmarks/bench_encoding.py); builds now go through OpenVINO, below.
     backend: Literal["auto", "onnx", "sentence-transformers"] = Field(
         "auto",
         description="What runs the encoder, for questions and documents alike: 'onnx' runs the model's ONNX "
@@ -73,8 +73,9 @@ class EmbeddingSettings(_Group):
         "which start in under a second without torch; 'sentence-transformers' loads the full model with "
         "torch; 'auto' takes the export when there is one.",
     )
-    # The report's 2,209 passages and sentences on a Zen 4 (AVX512-BF16), 2 cores, batches of 8: ONNX
-    # Runtime (float32) 147 s, OpenVINO (bfloat16 matrix products) 76 s, every vector within cosine 0.9994.
+    # The whole report built anew (2,040 passages and sentences) on a Zen 4 (AVX512-BF16), 2 cores, same
+    # run: through ONNX Runtime (float32) 158 s, through OpenVINO (bfloat16 matrix products, compiling
+    # included) 79 s; every vector within cosine 0.9994 of float32's; peak memory 0.9 against 2.1 GB.
     build_runtime: Literal["openvino", "onnxruntime"] = Field(
         "openvino",
         description="What runs the ONNX export when a build embeds documents: 'openvino' compiles it with "
