@@ -106,10 +106,10 @@ def child_gcm(corpus_dir: Path, work: Path, build_runtime: str | None = None) ->
     embed_s = 0.0
     encode = embedder.encode_documents
 
-    def timed_encode(texts: Any, progress: bool = False) -> Any:
+    def timed_encode(texts: Any, progress: bool = False, build: bool = False) -> Any:
         nonlocal embed_s
         t = time.perf_counter()
-        out = encode(texts, progress)
+        out = encode(texts, progress, build)
         embed_s += time.perf_counter() - t
         return out
 

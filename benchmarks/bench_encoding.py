@@ -88,7 +88,7 @@ def run(quick: bool) -> Section:
         ort.graph(1)  # OpenVINO compiles here, outside the timing
         assert ort.openvino is not None, ort.openvino_error
         paths[f"OpenVINO, {ort.openvino.precision} (builds)"] = lambda t: ort.encode(t, "document", batch_size=batch,
-                                                                                      bulk=True)
+                                                                                      build=True)
         paths["ONNX Runtime, float32 (questions)"] = lambda t: ort.encode(t, "document", batch_size=batch)
     dtype = str(getattr(torch_auto, "dtype", "")).removeprefix("torch.")
     if dtype != "float32":

@@ -198,11 +198,11 @@ def _onnx_encoder(cache: Path, **kwargs: object) -> OnnxEncoder:
 
 def test_a_build_large_enough_is_embedded_by_openvino_with_onnx_runtimes_vectors(onnx_cache: Path) -> None:
     encoder = _onnx_encoder(onnx_cache, openvino_min_texts=4, precision="float32")
-    few = encoder.encode(PASSAGES[:3], "document", batch_size=2, bulk=True)
+    few = encoder.encode(PASSAGES[:3], "document", batch_size=2, build=True)
     assert encoder.openvino is None  # three texts do not repay compiling
     reference = encoder.encode(PASSAGES, "document", batch_size=2)  # not a build's: ONNX Runtime
     assert encoder.openvino is None
-    ours = encoder.encode(PASSAGES, "document", batch_size=2, bulk=True)
+    ours = encoder.encode(PASSAGES, "document", batch_size=2, build=True)
     assert encoder.openvino is not None and encoder.openvino.precision == "f32"
     assert ours.dtype == np.float32 and np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
     assert float(np.min(np.sum(ours * reference, axis=1))) > 0.99999
@@ -214,7 +214,7 @@ def test_a_build_large_enough_is_embedded_by_openvino_with_onnx_runtimes_vectors
     assert np.allclose(question, _onnx_encoder(onnx_cache).encode(QUESTIONS, "query", batch_size=2), atol=1e-6)
     # once compiled, a build of one text goes through OpenVINO too, and gives the same vector
     assert encoder.graph(1) is encoder.openvino
-    assert float(encoder.encode(PASSAGES[2:3], "document", batch_size=2, bulk=True)[0] @ reference[2]) > 0.99999
+    assert float(encoder.encode(PASSAGES[2:3], "document", batch_size=2, build=True)[0] @ reference[2]) > 0.99999
 
 
 def test_the_settings_choose_what_runs_a_builds_texts(onnx_cache: Path) -> None:
@@ -226,14 +226,17 @@ def test_the_settings_choose_what_runs_a_builds_texts(onnx_cache: Path) -> None:
 
     default = embedder()
     default.encode_queries(PASSAGES)  # questions, however many, stay with ONNX Runtime
+    checked = default.encode_documents(PASSAGES)  # texts embedded while answering, not by a build: the same
     assert default.onnx is not None and default.onnx.openvino is None
-    default.encode_documents(PASSAGES)
+    default.encode_documents(PASSAGES, build=True)
     assert default.onnx.openvino is not None
+    assert default.onnx.session is None  # let go when OpenVINO compiled; texts not of a build make it again
+    assert np.array_equal(default.encode_documents(PASSAGES), checked) and default.onnx.session is not None
     plain = embedder(build_runtime="onnxruntime")
-    plain.encode_documents(PASSAGES)
+    plain.encode_documents(PASSAGES, build=True)
     assert plain.onnx is not None and plain.onnx.openvino is None
     exact = embedder(dtype="float32")
-    exact.encode_documents(PASSAGES)
+    exact.encode_documents(PASSAGES, build=True)
     assert exact.onnx is not None and exact.onnx.openvino is not None and exact.onnx.openvino.precision == "f32"
 
 
@@ -250,12 +253,12 @@ def test_a_graph_openvino_cannot_compile_is_named_and_onnx_runtime_takes_over(on
     (copy / "model.onnx").write_bytes(b"\x08\x07 not a graph")
     with (pytest.warns(RuntimeWarning, match=r"OpenVINO cannot compile .*model\.onnx.*embedding with ONNX Runtime"),
           pytest.raises(Exception, match=r"model\.onnx")):
-        encoder.encode(PASSAGES, "document", batch_size=4, bulk=True)
+        encoder.encode(PASSAGES, "document", batch_size=4, build=True)
     assert encoder.openvino is None and encoder.openvino_error
     shutil.copy(onnx / "model.onnx", copy / "model.onnx")  # mended: ONNX Runtime embeds, and OpenVINO
     with warnings.catch_warnings():  # is not tried again (one warning, not one per build)
         warnings.simplefilter("error")
-        vectors = encoder.encode(PASSAGES, "document", batch_size=4, bulk=True)
+        vectors = encoder.encode(PASSAGES, "document", batch_size=4, build=True)
     assert encoder.openvino is None and np.allclose(vectors, reference, atol=1e-6)
 
 
@@ -263,6 +266,6 @@ def test_the_default_encoders_build_through_openvino_stays_within_the_exports_bo
     """EmbeddingGemma as a build runs it: OpenVINO at its own precision (bfloat16 where the CPU has it)."""
     encoder = OnnxEncoder(_gemma_folder() / "onnx", openvino_min_texts=1)
     reference = encoder.encode(PASSAGES + QUESTIONS, "document", batch_size=4)
-    ours = encoder.encode(PASSAGES + QUESTIONS, "document", batch_size=4, bulk=True)
+    ours = encoder.encode(PASSAGES + QUESTIONS, "document", batch_size=4, build=True)
     assert encoder.openvino is not None
     assert float(np.min(np.sum(ours * reference, axis=1))) >= MIN_COSINE

@@ -44,8 +44,8 @@ class MemoEmbedder:
             self.memo.update(zip(missing, self.inner.encode_queries(missing), strict=True))
         return np.stack([self.memo[t] for t in texts])
 
-    def encode_documents(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
-        return self.inner.encode_documents(texts, progress)
+    def encode_documents(self, texts: Sequence[str], progress: bool = False, build: bool = False) -> np.ndarray:
+        return self.inner.encode_documents(texts, progress, build)
 
 
 def parse(values: Sequence[str]) -> dict[str, list[Any]]:

